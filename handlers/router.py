@@ -1,0 +1,103 @@
+"""One router: handlers are plain functions tried in order; the first that answers wins.
+
+A handler is `fn(msg, ctx) -> Reply | str | None`. None means "not mine, try the next".
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from sqlite_utils import Database
+
+from wechat.messages import Message
+
+if TYPE_CHECKING:
+    from runtime import Runtime
+
+log = logging.getLogger(__name__)
+TEXT_TYPES = ("text", "voice")
+
+
+@dataclass
+class Reply:
+    """What the member gets back. text=None: nothing (WeChat receives 'success')."""
+
+    text: str | None
+    handler: str = ""
+    topic: str | None = None  # what was answered (entry id, command), for the console
+    answered: bool | None = None  # knowledge questions only: answered or declined
+
+
+@dataclass
+class Context:
+    """Everything a handler may use; built per message, never shared between messages."""
+
+    rt: "Runtime"
+    db: Database
+    now: datetime
+    member: dict | None = None
+    depth: int = 0  # menu clicks re-dispatch as text; this stops loops
+
+    @property
+    def settings(self):
+        return self.rt.settings
+
+    @property
+    def tz(self):
+        return self.rt.settings.tz
+
+    @property
+    def local_now(self) -> datetime:
+        return self.now.astimezone(self.tz)
+
+    @property
+    def is_organiser(self) -> bool:
+        return bool(self.member) and self.member.get("role") == "organiser"
+
+
+Handler = Callable[[Message, Context], "Reply | str | None"]
+
+
+@dataclass
+class Route:
+    fn: Handler
+    name: str
+    types: tuple[str, ...] = TEXT_TYPES
+    events: tuple[str, ...] = ()
+
+
+@dataclass
+class Router:
+    routes: list[Route] = field(default_factory=list)
+    error_text: str = "抱歉，刚才出了点问题，请稍后再试。"
+
+    def add(self, fn: Handler, *, types: Iterable[str] = TEXT_TYPES,
+            events: Iterable[str] = (), name: str | None = None) -> Handler:
+        self.routes.append(Route(fn, name or fn.__module__.rsplit(".", 1)[-1] + "." + fn.__name__,
+                                 tuple(types), tuple(events)))
+        return fn
+
+    def dispatch(self, msg: Message, ctx: Context) -> Reply:
+        """First handler whose answer is not None; an exception is logged, the member is answered."""
+        for route in self.routes:
+            if msg.type not in route.types:
+                continue
+            if route.events and msg.event not in route.events:
+                continue
+            try:
+                result = route.fn(msg, ctx)
+            except Exception:
+                log.exception("handler %s failed on %s", route.name, msg.dedupe_key)
+                if ctx.db.conn.in_transaction:
+                    ctx.db.conn.execute("ROLLBACK")
+                return Reply(self.error_text, handler=route.name + "!error")
+            if result is None:
+                continue
+            if isinstance(result, str):
+                result = Reply(result)
+            if not result.handler:
+                result.handler = route.name
+            return result
+        return Reply(None, handler="none")

@@ -1,0 +1,26 @@
+"""Masking of personal data for logs, exports and screens (reveal is a deliberate choice)."""
+from __future__ import annotations
+
+
+def mask_phone(phone: str | None) -> str:
+    """'13812345678' -> '138****5678'."""
+    if not phone:
+        return ""
+    digits = phone.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_name(name: str | None) -> str:
+    """'张三丰' -> '张**'."""
+    if not name:
+        return ""
+    return name[0] + "*" * (len(name) - 1)
+
+
+def mask_openid(openid: str | None) -> str:
+    """Enough to tell members apart in a log line, not enough to message them."""
+    if not openid:
+        return ""
+    return openid[:4] + "…" + openid[-4:] if len(openid) > 10 else openid[:2] + "…"

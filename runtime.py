@@ -1,0 +1,67 @@
+"""The app's shared parts, built once per app: settings, clock, router, worker threads.
+
+Per-message state never lives here; it lives in the database.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlite_utils import Database
+
+from clock import Clock
+from settings import Settings
+from storage import kv, migrate, open_db
+from wechat import menu
+
+log = logging.getLogger(__name__)
+HANDLER_THREADS = 16
+
+
+class Runtime:
+    def __init__(self, settings: Settings):
+        from handlers import build_router
+
+        self.settings = settings
+        self.clock = Clock(settings.fixed_now())
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = self.db()
+        migrate(db)
+        self.dev_token_created = False
+        if settings.wechat_token:
+            self.token = settings.wechat_token
+        else:
+            self.token, self.dev_token_created = kv.get_or_create_secret(
+                db, "dev_wechat_token", self.clock.now())
+        self.secret_key = settings.secret_key or kv.get_or_create_secret(
+            db, "console_secret_key", self.clock.now(), 32)[0]
+        self.menu = menu.load()
+        self.menu_keys = menu.commands(self.menu)
+        self.router = build_router()
+        self.executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="handler")
+        self._wake = threading.Event()
+        self._services: dict = {}
+
+    def db(self) -> Database:
+        """This thread's connection."""
+        return open_db(self.settings.db_path)
+
+    def wake_dispatcher(self) -> None:
+        """Tell the outbox dispatcher (if it runs in this process) that something is due now."""
+        self._wake.set()
+
+    def wait_for_work(self, timeout: float) -> bool:
+        woke = self._wake.wait(timeout)
+        self._wake.clear()
+        return woke
+
+    def service(self, name: str, factory):
+        """A lazily built shared service (the knowledge engine, the WeChat API client)."""
+        if name not in self._services:
+            self._services[name] = factory()
+        return self._services[name]
+
+    @property
+    def using_dev_token(self) -> bool:
+        return not self.settings.wechat_token

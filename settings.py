@@ -1,0 +1,161 @@
+"""Every setting in one place, read from the environment once, each with a default.
+
+The README lists them; nothing else in the code reads os.environ.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_API_BASE = "https://api.weixin.qq.com"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the bot cannot use."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90s', '15m', '2h', '1d' -> timedelta. Raises SettingsError on anything else."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise SettingsError(f"不是有效的时长：{text!r}（例如 24h、2h、30m、1d）")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_offsets(text: str) -> tuple[timedelta, ...]:
+    """'24h,2h' -> (24h, 2h), largest first; duplicates dropped."""
+    offsets = {parse_duration(part) for part in text.split(",") if part.strip()}
+    return tuple(sorted(offsets, reverse=True))
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The bot's configuration. `Settings.from_env()` reads it; tests build one directly."""
+
+    # WeChat account (公众号 → 设置与开发 → 基本配置)
+    wechat_token: str = ""  # WECHAT_TOKEN; empty: a development token is generated and stored
+    wechat_aes_key: str = ""  # WECHAT_AES_KEY (EncodingAESKey, 43 chars) for safe mode
+    wechat_appid: str = ""  # WECHAT_APPID
+    wechat_secret: str = ""  # WECHAT_SECRET
+    wechat_api_base: str = DEFAULT_API_BASE  # WECHAT_API_BASE
+    wechat_stable_token: bool = True  # WECHAT_STABLE_TOKEN: use /cgi-bin/stable_token
+    wechat_template_reminder: str = ""  # WECHAT_TEMPLATE_REMINDER: template id for reminders
+    wechat_template_notice: str = ""  # WECHAT_TEMPLATE_NOTICE: template id for notices
+    wechat_subscribe_template: str = ""  # WECHAT_SUBSCRIBE_TEMPLATE: 订阅通知 template id
+    wechat_cs_window_hours: float = 48  # WECHAT_CS_WINDOW_HOURS
+    wechat_cs_max_messages: int = 5  # WECHAT_CS_MAX_MESSAGES per window
+    wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
+
+    # The bot
+    data_dir: Path = Path("./data")  # BOT_DATA_DIR: the SQLite file lives here
+    timezone: str = "Asia/Shanghai"  # BOT_TIMEZONE: every time members and organisers see
+    reply_budget: float = 4.0  # BOT_REPLY_BUDGET seconds before "正在处理" (WeChat waits 5 s)
+    max_body_bytes: int = 64 * 1024  # BOT_MAX_BODY
+    reply_max_bytes: int = 2000  # BOT_REPLY_MAX_BYTES: WeChat's text reply limit is 2048
+    dialog_timeout_minutes: float = 10  # BOT_DIALOG_TIMEOUT
+    reminder_offsets: tuple[timedelta, ...] = field(
+        default_factory=lambda: parse_offsets("24h,2h"))  # BOT_REMINDER_OFFSETS
+    send_rate: float = 20.0  # BOT_SEND_RATE outbound push calls per second
+    send_max_attempts: int = 6  # BOT_SEND_MAX_ATTEMPTS before a delivery is failed
+    confidence_threshold: float = 0.5  # BOT_CONFIDENCE: below it the bot declines
+    secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
+    simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
+    fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
+    log_level: str = "INFO"  # BOT_LOG_LEVEL
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Read every setting from the environment; raises SettingsError on a bad value."""
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        text = {
+            "wechat_token": "WECHAT_TOKEN", "wechat_aes_key": "WECHAT_AES_KEY",
+            "wechat_appid": "WECHAT_APPID", "wechat_secret": "WECHAT_SECRET",
+            "wechat_api_base": "WECHAT_API_BASE",
+            "wechat_template_reminder": "WECHAT_TEMPLATE_REMINDER",
+            "wechat_template_notice": "WECHAT_TEMPLATE_NOTICE",
+            "wechat_subscribe_template": "WECHAT_SUBSCRIBE_TEMPLATE",
+            "timezone": "BOT_TIMEZONE", "secret_key": "BOT_SECRET_KEY",
+            "fake_now": "BOT_FAKE_NOW", "log_level": "BOT_LOG_LEVEL",
+        }
+        numbers = {
+            "wechat_cs_window_hours": ("WECHAT_CS_WINDOW_HOURS", float),
+            "wechat_cs_max_messages": ("WECHAT_CS_MAX_MESSAGES", int),
+            "wechat_api_timeout": ("WECHAT_API_TIMEOUT", float),
+            "reply_budget": ("BOT_REPLY_BUDGET", float),
+            "max_body_bytes": ("BOT_MAX_BODY", int),
+            "reply_max_bytes": ("BOT_REPLY_MAX_BYTES", int),
+            "dialog_timeout_minutes": ("BOT_DIALOG_TIMEOUT", float),
+            "send_rate": ("BOT_SEND_RATE", float),
+            "send_max_attempts": ("BOT_SEND_MAX_ATTEMPTS", int),
+            "confidence_threshold": ("BOT_CONFIDENCE", float),
+        }
+        for name, key in text.items():
+            if key in env:
+                values[name] = env[key].strip()
+        for name, (key, kind) in numbers.items():
+            if env.get(key, "").strip():
+                try:
+                    values[name] = kind(env[key])
+                except ValueError as exc:
+                    raise SettingsError(f"{key} 不是数字：{env[key]!r}") from exc
+        if env.get("BOT_DATA_DIR", "").strip():
+            values["data_dir"] = Path(env["BOT_DATA_DIR"])
+        if env.get("BOT_REMINDER_OFFSETS", "").strip():
+            values["reminder_offsets"] = parse_offsets(env["BOT_REMINDER_OFFSETS"])
+        if env.get("WECHAT_STABLE_TOKEN", "").strip():
+            values["wechat_stable_token"] = _bool(env["WECHAT_STABLE_TOKEN"])
+        if env.get("BOT_SIMULATOR", "").strip():
+            values["simulator"] = _bool(env["BOT_SIMULATOR"])
+        values.update(overrides)
+        return cls(**values).validated()
+
+    def validated(self) -> "Settings":
+        """Check values that would otherwise fail later and far from their cause."""
+        try:
+            ZoneInfo(self.timezone)
+        except Exception as exc:
+            raise SettingsError(f"BOT_TIMEZONE 无效：{self.timezone!r}") from exc
+        if self.wechat_aes_key and len(self.wechat_aes_key) != 43:
+            raise SettingsError("WECHAT_AES_KEY 必须是 43 个字符（公众号后台的 EncodingAESKey）")
+        if self.fake_now:
+            self.fixed_now()
+        return replace(self, wechat_api_base=self.wechat_api_base.rstrip("/"),
+                       data_dir=Path(self.data_dir))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.data_dir) / "bot.db"
+
+    @property
+    def simulator_enabled(self) -> bool:
+        return (not self.wechat_appid) if self.simulator is None else self.simulator
+
+    def fixed_now(self) -> datetime | None:
+        """BOT_FAKE_NOW as an aware datetime, or None when the real clock is used."""
+        if not self.fake_now:
+            return None
+        try:
+            local = datetime.strptime(self.fake_now, "%Y-%m-%d %H:%M")
+        except ValueError as exc:
+            raise SettingsError("BOT_FAKE_NOW 格式应为 YYYY-MM-DD HH:MM") from exc
+        return local.replace(tzinfo=self.tz)
+
+
+def setting_names() -> list[str]:
+    """Field names, for the README check and `bot.py settings`."""
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,92 @@
+"""`python bot.py chat`: a terminal chat as a test member (real signed XML, pushes shown)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import click
+import requests
+
+from settings import Settings
+from simulator.client import WeChatClient
+
+POLL_SECONDS = 2.0
+
+
+def run(settings: Settings, *, url: str | None, openid: str) -> None:
+    app = None
+    if url is None:
+        from bot import create_app
+
+        app = create_app(settings)
+        rt = app.extensions["chengcheng"]
+        token = rt.token
+        client = WeChatClient(token, app=app, aes_key=settings.wechat_aes_key or None,
+                              appid=settings.wechat_appid)
+        click.echo(f"（本进程内运行，数据：{settings.db_path}）")
+    else:
+        from storage import connect, kv
+
+        token = settings.wechat_token or kv.get(connect(settings.db_path), "dev_wechat_token")
+        if not token:
+            raise click.ClickException("不知道服务器的 Token：请设置 WECHAT_TOKEN，或在同一数据目录下运行")
+        client = WeChatClient(token, url=url, aes_key=settings.wechat_aes_key or None,
+                              appid=settings.wechat_appid)
+    click.echo(f"以 {openid} 的身份聊天。输入内容回车发送；/follow 关注，/menu KEY 点菜单，/quit 退出。")
+    stop = threading.Event()
+    if url:
+        threading.Thread(target=_poll_pushes, args=(url, openid, stop), daemon=True).start()
+    try:
+        while True:
+            try:
+                line = input("我 > ").strip()
+            except EOFError:
+                break
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                break
+            if line == "/follow":
+                result = client.event(openid, "subscribe")
+            elif line.startswith("/menu "):
+                result = client.event(openid, "CLICK", line.split(" ", 1)[1].strip())
+            else:
+                result = client.text(openid, line)
+            if result.status != 200:
+                click.echo(f"[服务器返回 {result.status}] {result.body[:200]}")
+            else:
+                click.echo("助手 > " + (result.text or "（无回复）"))
+            if app is not None:
+                _show_local_pushes(app, openid)
+    finally:
+        stop.set()
+
+
+_seen: set[int] = set()
+
+
+def _show_local_pushes(app, openid: str) -> None:
+    from simulator.web import pushed_since
+
+    with app.app_context():
+        for m in pushed_since(openid, 0):
+            if m["id"] not in _seen:
+                _seen.add(m["id"])
+                click.echo("【推送】" + m["text"])
+
+
+def _poll_pushes(url: str, openid: str, stop: threading.Event) -> None:
+    after = None
+    while not stop.is_set():
+        try:
+            resp = requests.get(url.rstrip("/") + "/simulator/inbox",
+                                params={"openid": openid, "after": after or 0}, timeout=5)
+            messages = resp.json().get("messages", []) if resp.ok else []
+        except (requests.RequestException, ValueError):
+            messages = []
+        for m in messages:
+            if after is not None:
+                click.echo("\n【推送】" + m["text"] + "\n我 > ", nl=False)
+            after = max(after or 0, m["id"])
+        after = after or 0
+        time.sleep(POLL_SECONDS)

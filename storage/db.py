@@ -1,0 +1,73 @@
+"""Connections and transactions: WAL, a busy timeout, one connection per thread, BEGIN IMMEDIATE."""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from sqlite_utils import Database
+
+BUSY_TIMEOUT_SECONDS = 15
+_local = threading.local()
+
+
+def connect(path: str | Path) -> Database:
+    """A new connection with the pragmas every connection here needs.
+
+    isolation_level=None: no implicit transactions; writes that belong together use
+    `immediate()` or `db.atomic()`.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
+                           check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = Database(conn)
+    if db.journal_mode != "wal":
+        db.enable_wal()
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def open_db(path: str | Path) -> Database:
+    """This thread's connection to `path`, opened on first use and kept for the thread's life."""
+    key = str(Path(path).resolve())
+    cache = getattr(_local, "dbs", None)
+    if cache is None:
+        cache = _local.dbs = {}
+    db = cache.get(key)
+    if db is None:
+        db = cache[key] = connect(path)
+    return db
+
+
+def close_thread_connections() -> None:
+    """Close this thread's connections (tests and worker shutdown)."""
+    for db in getattr(_local, "dbs", {}).values():
+        db.close()
+    _local.dbs = {}
+
+
+@contextlib.contextmanager
+def immediate(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock up front.
+
+    With a deferred BEGIN, a read-then-write can fail half-way with "database is locked";
+    BEGIN IMMEDIATE waits (busy timeout) for the lock before reading instead.
+    Nested use joins the outer transaction through a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")

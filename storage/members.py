@@ -1,0 +1,106 @@
+"""Members: who wrote to the bot, whether they still follow the account, their profile."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from clock import to_db
+
+ROLES = ("member", "organiser")
+
+
+class NotFound(LookupError):
+    """No such row."""
+
+
+def touch(db: Database, openid: str, now: datetime, *, subscribed: bool | None = None) -> None:
+    """Record that the member just interacted (opens WeChat's 48-hour customer-service window)."""
+    stamp = to_db(now)
+    db.execute(
+        "INSERT INTO members(openid, subscribed, first_seen, last_seen, role, reminders) "
+        "VALUES (?, 1, ?, ?, 'member', 1) "
+        "ON CONFLICT(openid) DO UPDATE SET last_seen = excluded.last_seen",
+        [openid, stamp, stamp])
+    if subscribed is True:
+        db.execute("UPDATE members SET subscribed = 1, unsubscribed_at = NULL WHERE openid = ?",
+                   [openid])
+    elif subscribed is False:
+        db.execute("UPDATE members SET subscribed = 0, unsubscribed_at = ? WHERE openid = ?",
+                   [stamp, openid])
+
+
+def get(db: Database, openid: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM members WHERE openid = ?", [openid]))
+    return rows[0] if rows else None
+
+
+def set_profile(db: Database, openid: str, name: str, unit: str, phone: str | None,
+                now: datetime) -> None:
+    db.execute("UPDATE members SET name = ?, unit = ?, phone = COALESCE(?, phone), "
+               "profile_at = ? WHERE openid = ?", [name, unit, phone, to_db(now), openid])
+
+
+def set_role(db: Database, openid: str, role: str) -> None:
+    """Raises NotFound if the member never wrote to the bot; ValueError for an unknown role."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    cur = db.execute("UPDATE members SET role = ? WHERE openid = ?", [role, openid])
+    if cur.rowcount == 0:
+        raise NotFound(openid)
+
+
+def set_reminders(db: Database, openid: str, on: bool) -> None:
+    db.execute("UPDATE members SET reminders = ? WHERE openid = ?", [int(on), openid])
+
+
+def add_topic(db: Database, openid: str, topic: str, now: datetime) -> bool:
+    cur = db.execute("INSERT OR IGNORE INTO member_topics(openid, topic, created_at) "
+                     "VALUES (?, ?, ?)", [openid, topic, to_db(now)])
+    return cur.rowcount > 0
+
+
+def remove_topic(db: Database, openid: str, topic: str) -> bool:
+    cur = db.execute("DELETE FROM member_topics WHERE openid = ? AND topic = ?", [openid, topic])
+    return cur.rowcount > 0
+
+
+def topics(db: Database, openid: str) -> list[str]:
+    return [r[0] for r in db.execute(
+        "SELECT topic FROM member_topics WHERE openid = ? ORDER BY topic", [openid])]
+
+
+def subscribed_openids(db: Database) -> list[str]:
+    return [r[0] for r in db.execute(
+        "SELECT openid FROM members WHERE subscribed = 1 ORDER BY openid")]
+
+
+def reminder_audience(db: Database, topic: str) -> list[str]:
+    """Subscribed members who want reminders and either chose this topic or chose no topic."""
+    return [r[0] for r in db.execute(
+        "SELECT m.openid FROM members m WHERE m.subscribed = 1 AND m.reminders = 1 AND ("
+        " EXISTS (SELECT 1 FROM member_topics t WHERE t.openid = m.openid AND t.topic = ?)"
+        " OR NOT EXISTS (SELECT 1 FROM member_topics t WHERE t.openid = m.openid))"
+        " ORDER BY m.openid", [topic])]
+
+
+def in_group(db: Database, units: list[str]) -> list[str]:
+    """Subscribed members whose unit mentions one of the given unit names (a 共同体's units)."""
+    if not units:
+        return []
+    clause = " OR ".join("instr(unit, ?) > 0" for _ in units)
+    return [r[0] for r in db.execute(
+        f"SELECT openid FROM members WHERE subscribed = 1 AND unit IS NOT NULL AND ({clause}) "
+        "ORDER BY openid", units)]
+
+
+def stats(db: Database) -> dict:
+    row = db.execute("SELECT count(*), sum(subscribed), sum(name IS NOT NULL) FROM members"
+                     ).fetchone()
+    return {"total": row[0], "subscribed": row[1] or 0, "with_profile": row[2] or 0}
+
+
+def ensure(db: Database, openid: str, now: datetime) -> None:
+    """Make sure a member row exists without touching last_seen (imports, tests)."""
+    db.execute("INSERT OR IGNORE INTO members(openid, subscribed, first_seen, role, reminders) "
+               "VALUES (?, 1, ?, 'member', 1)", [openid, to_db(now)])

@@ -1,0 +1,81 @@
+"""The inbound log, which doubles as WeChat's retry guard: one row per MsgId (or event key)."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+
+from sqlite_utils import Database
+
+from clock import to_db
+
+
+def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
+          event: str | None, content: str | None, now: datetime) -> bool:
+    """Insert the message as 'processing'. False if WeChat already delivered it (a retry)."""
+    try:
+        db.execute(
+            "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, 'processing', ?)",
+            [dedupe_key, msg_id, openid, type, event, content, to_db(now)])
+        return True
+    except sqlite3.IntegrityError:
+        return False
+
+
+def get(db: Database, dedupe_key: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM messages WHERE dedupe_key = ?", [dedupe_key]))
+    return rows[0] if rows else None
+
+
+def finish(db: Database, dedupe_key: str, *, reply: str, handler: str | None,
+           topic: str | None, answered: bool | None, status: str, latency_ms: int,
+           now: datetime) -> None:
+    db.execute(
+        "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
+        "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?",
+        [reply, handler, topic, None if answered is None else int(answered), status,
+         latency_ms, to_db(now), dedupe_key])
+
+
+def finish_late(db: Database, dedupe_key: str, *, final_reply: str, handler: str | None,
+                topic: str | None, answered: bool | None, now: datetime) -> None:
+    """A handler that outran the reply budget has finished; its answer goes out by push."""
+    db.execute(
+        "UPDATE messages SET final_reply = ?, handler = ?, topic = ?, answered = ?, "
+        "finished_at = ? WHERE dedupe_key = ?",
+        [final_reply, handler, topic, None if answered is None else int(answered),
+         to_db(now), dedupe_key])
+
+
+def recent(db: Database, openid: str | None = None, limit: int = 50) -> list[dict]:
+    if openid:
+        return list(db.query("SELECT * FROM messages WHERE openid = ? ORDER BY id DESC LIMIT ?",
+                             [openid, limit]))
+    return list(db.query("SELECT * FROM messages ORDER BY id DESC LIMIT ?", [limit]))
+
+
+def per_day(db: Database, since: datetime, tz_offset_hours: float) -> list[tuple[str, int]]:
+    """Message counts per local day since `since` (for the console chart)."""
+    shift = f"{tz_offset_hours:+} hours"
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT date(datetime(created_at, ?)) d, count(*) FROM messages "
+        "WHERE created_at >= ? GROUP BY d ORDER BY d", [shift, to_db(since)])]
+
+
+def answer_rate(db: Database, since: datetime) -> tuple[int, int]:
+    """(answered, asked) among questions that reached the knowledge base."""
+    row = db.execute("SELECT sum(answered), count(*) FROM messages WHERE answered IS NOT NULL "
+                     "AND created_at >= ?", [to_db(since)]).fetchone()
+    return (row[0] or 0, row[1] or 0)
+
+
+def top_topics(db: Database, since: datetime, limit: int = 10) -> list[tuple[str, int]]:
+    return [(r[0], r[1]) for r in db.execute(
+        "SELECT topic, count(*) c FROM messages WHERE answered = 1 AND topic IS NOT NULL "
+        "AND created_at >= ? GROUP BY topic ORDER BY c DESC, topic LIMIT ?",
+        [to_db(since), limit])]
+
+
+def stale_processing(db: Database, older_than: timedelta, now: datetime) -> list[dict]:
+    return list(db.query("SELECT * FROM messages WHERE status = 'processing' AND created_at < ?",
+                         [to_db(now - older_than)]))

@@ -1,0 +1,332 @@
+"""The /wechat webhook, exactly as WeChat's servers call it."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from handlers import words
+from handlers.router import Reply
+from simulator.client import WeChatClient, event_xml, media_xml, text_xml
+from storage import deliveries, members, messages
+from tests.conftest import AES_KEY, APPID, TOKEN, dispatch_all
+from wechat import crypto
+
+
+def count(db, table: str) -> int:
+    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+# --- GET verification --------------------------------------------------------------------
+
+def test_get_echoes_echostr_when_signed(app, wechat):
+    query = wechat.signed_query()
+    resp = app.test_client().get("/wechat", query_string={**query, "echostr": "hello123"})
+    assert resp.status_code == 200
+    assert resp.get_data(as_text=True) == "hello123"
+
+
+@pytest.mark.parametrize("bad", [
+    {"signature": "0" * 40},
+    {"signature": ""},
+    {"timestamp": "1"},
+])
+def test_get_with_bad_signature_is_403(app, wechat, bad):
+    query = {**wechat.signed_query(), "echostr": "x", **bad}
+    resp = app.test_client().get("/wechat", query_string=query)
+    assert resp.status_code in (400, 403)
+    assert "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_get_without_parameters_is_400(app):
+    assert app.test_client().get("/wechat").status_code == 400
+
+
+# --- POST, plaintext ----------------------------------------------------------------------
+
+def test_text_message_gets_a_text_reply_and_is_logged(wechat, db):
+    result = wechat.text("oMember001", "帮助", msg_id=1001)
+    assert result.status == 200
+    assert "诚城青年助手" in result.text
+    row = messages.get(db, "msg:1001")
+    assert row["status"] == "done" and row["openid"] == "oMember001"
+    assert row["reply"] == result.text and row["handler"] and row["latency_ms"] >= 0
+    assert members.get(db, "oMember001")["last_seen"]
+
+
+def test_forged_signature_is_403_before_the_body_is_parsed(app, wechat, db):
+    query = {**wechat.signed_query(), "signature": "f" * 40}
+    resp = app.test_client().post("/wechat", query_string=query, data=b"<xml>not even",
+                                  content_type="text/xml")
+    assert resp.status_code == 403
+    assert count(db, "messages") == 0
+
+
+@pytest.mark.parametrize("body", [
+    b"<xml><FromUserName>x</FromUserName",  # truncated
+    b"plain words",
+    b"<root><a>1</a></root>",  # not <xml>
+    b"<xml><FromUserName>u</FromUserName><MsgType>text</MsgType></xml>",  # no CreateTime
+    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>',
+    "<xml><Content>坏</Content>".encode("gbk"),
+])
+def test_bad_bodies_are_4xx_and_nothing_is_recorded(app, wechat, db, body):
+    resp = app.test_client().post("/wechat", query_string=wechat.signed_query(), data=body,
+                                  content_type="text/xml")
+    assert 400 <= resp.status_code < 500
+    assert "Traceback" not in resp.get_data(as_text=True)
+    assert count(db, "messages") == 0
+    # and the service keeps serving
+    assert wechat.text("oAfterBad01", "帮助").status == 200
+
+
+def test_body_over_64kb_is_413(app, wechat, db):
+    huge = text_xml("oMember001", "字" * 30000).encode()
+    assert len(huge) > 64 * 1024
+    resp = app.test_client().post("/wechat", query_string=wechat.signed_query(), data=huge,
+                                  content_type="text/xml")
+    assert resp.status_code == 413
+    assert count(db, "messages") == 0
+
+
+# --- message types -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("msg_type,fields,expected", [
+    ("image", {"PicUrl": "http://x/y.jpg", "MediaId": "m1"}, words.IMAGE),
+    ("location", {"Location_X": "31.2", "Location_Y": "121.4", "Scale": "15",
+                  "Label": "上海"}, words.LOCATION),
+    ("link", {"Title": "t", "Description": "d", "Url": "http://x"}, words.LINK),
+    ("video", {"MediaId": "m", "ThumbMediaId": "t"}, words.VIDEO),
+    ("shortvideo", {"MediaId": "m", "ThumbMediaId": "t"}, words.VIDEO),
+    ("voice", {"MediaId": "m", "Format": "amr"}, words.VOICE_UNHEARD),
+])
+def test_media_messages_get_a_short_helpful_reply(wechat, msg_type, fields, expected):
+    result = wechat.post_xml(media_xml("oMember001", msg_type, fields))
+    assert result.status == 200 and result.text == expected
+
+
+def test_voice_with_recognition_is_answered_like_text(wechat):
+    result = wechat.post_xml(media_xml("oMember001", "voice", {
+        "MediaId": "m", "Format": "amr", "Recognition": "帮助"}))
+    assert "诚城青年助手" in result.text
+
+
+def test_unknown_message_type_gets_success(wechat, db):
+    result = wechat.post_xml(media_xml("oMember001", "hologram", {"Beam": "1"}))
+    assert result.status == 200 and result.body == "success"
+
+
+def test_unknown_event_gets_success(wechat):
+    result = wechat.post_xml(event_xml("oMember001", "templatesendjobfinish"))
+    assert result.status == 200 and result.body == "success"
+
+
+def test_subscribe_welcomes_and_unsubscribe_marks_without_reply(wechat, db):
+    welcome = wechat.event("oFollower1", "subscribe", create_time=1700000000)
+    assert welcome.text == words.WELCOME
+    assert members.get(db, "oFollower1")["subscribed"] == 1
+    gone = wechat.event("oFollower1", "unsubscribe", create_time=1700000100)
+    assert gone.body == "success"
+    assert members.get(db, "oFollower1")["subscribed"] == 0
+    back = wechat.event("oFollower1", "subscribe", create_time=1700000200)
+    assert back.text == words.WELCOME and members.get(db, "oFollower1")["subscribed"] == 1
+
+
+def test_menu_click_runs_the_command_behind_its_key(wechat, rt):
+    assert rt.menu_keys["HELP"] == "帮助"
+    result = wechat.event("oMember001", "CLICK", "HELP")
+    assert "诚城青年助手" in result.text
+    unknown = wechat.event("oMember001", "CLICK", "NO_SUCH_KEY", create_time=1700000001)
+    assert unknown.text == words.CAPABILITIES
+
+
+def test_view_and_scan_events(wechat):
+    assert wechat.event("oMember001", "VIEW", "https://example.org").body == "success"
+    assert wechat.event("oMember001", "SCAN", "123", create_time=1700000002).text == words.SCAN
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+def test_retry_of_same_msgid_gets_same_reply_and_one_log_row(wechat, db):
+    first = wechat.text("oMember001", "帮助", msg_id=777)
+    again = wechat.text("oMember001", "帮助", msg_id=777)
+    assert first.text == again.text
+    assert count(db, "messages") == 1
+
+
+def test_event_retry_deduped_by_openid_and_createtime(wechat, db):
+    wechat.event("oFollower2", "subscribe", create_time=1700001000)
+    wechat.event("oFollower2", "subscribe", create_time=1700001000)
+    assert count(db, "messages") == 1
+
+
+def test_three_concurrent_retries_run_the_handler_once(app, rt, db):
+    calls = []
+    started = threading.Event()
+
+    def slow_counter(msg, ctx):
+        if msg.text != "计数":
+            return None
+        calls.append(msg.msg_id)
+        started.set()
+        time.sleep(0.5)
+        return Reply(f"第{len(calls)}次")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow_counter, "test.slow"))
+    client = WeChatClient(TOKEN, app=app)
+    xml = text_xml("oMember001", "计数", msg_id=4242)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(client.post_xml(xml)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["4242"]
+    assert [r.text for r in results] == ["第1次"] * 3
+    assert count(db, "messages") == 1
+
+
+# --- the 5-second budget ------------------------------------------------------------------------
+
+def test_slow_handler_is_cut_off_and_the_answer_is_pushed(make_app, fake_api):
+    app = make_app(reply_budget=0.3)
+    rt = app.extensions["chengcheng"]
+
+    def slow(msg, ctx):
+        if msg.text != "慢":
+            return None
+        time.sleep(0.8)
+        return Reply("慢慢的完整答复")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow, "test.slow"))
+    client = WeChatClient(TOKEN, app=app)
+    t0 = time.monotonic()
+    result = client.text("oMember001", "慢", msg_id=9001)
+    assert time.monotonic() - t0 < 0.7
+    assert result.text == words.PROCESSING
+    rt.executor.shutdown(wait=True)  # let the slow handler finish
+    db = rt.db()
+    assert messages.get(db, "msg:9001")["final_reply"] == "慢慢的完整答复"
+    assert deliveries.get(db, "reply:msg:9001")["status"] == "pending"
+    dispatch_all(rt)
+    inbox = fake_api.inbox("oMember001")
+    assert [m["content"] for m in inbox] == ["慢慢的完整答复"]
+
+
+def test_a_handler_that_raises_still_gets_a_polite_reply(rt, wechat, caplog):
+    def broken(msg, ctx):
+        if msg.text == "炸":
+            raise RuntimeError("boom")
+        return None
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(broken, "test.broken"))
+    result = wechat.text("oMember001", "炸")
+    assert result.status == 200 and "抱歉" in result.text
+    assert "boom" in caplog.text and "Traceback" in caplog.text
+
+
+# --- long replies -----------------------------------------------------------------------------
+
+def test_long_reply_is_split_and_more_continues(rt, wechat):
+    long = "。".join(f"第{i}句话讲的是一件很长的事情" for i in range(200)) + "。"
+
+    def chatty(msg, ctx):
+        return Reply(long) if msg.text == "长" else None
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(chatty, "test.long"))
+    first = wechat.text("oMember001", "长")
+    assert len(first.text.encode()) <= 2048 and "回复 更多" in first.text
+    pages = [first.text]
+    for _ in range(20):
+        nxt = wechat.text("oMember001", "更多").text
+        pages.append(nxt)
+        assert len(nxt.encode()) <= 2048
+        if "回复 更多" not in nxt:
+            break
+    joined = "".join(p.replace(words.MORE_HINT, "").replace("\n", "") for p in pages)
+    assert joined == long
+    assert wechat.text("oMember001", "更多").text == words.MORE_NONE
+
+
+# --- safe mode ----------------------------------------------------------------------------------
+
+WECHAT_SAMPLE_ENCRYPT = (
+    "hyzAe4OzmOMbd6TvGdIOO6uBmdJoD0Fk53REIHvxYtJlE2B655HuD0m8KUePWB3+LrPXo87wzQ1QLvbeUgmBM4x6F8PGH"
+    "QHFVAFmOD2LdJF9FrXpbUAh0B5GIItb52sn896wVsMSHGuPE328HnRGBcrS7C41IzDWyWNlZkyyXwon8T332jisa+h6tE"
+    "DYsVticbSnyU8dKOIbgU6ux5VTjg3yt+WGzjlpKn6NPhRjpA912xMezR4kw6KWwMrCVKSVCZciVGCgavjIQ6X8tCOp3yZ"
+    "bGpy0VxpAe+77TszTfRd5RJSVO/HTnifJpXgCSUdUue1v6h0EIBYYI1BD1DlD+C0CR8e6OewpusjZ4uBl9FyJvnhvQl+q"
+    "5rv1ixrcpCumEPo5MJSgM9ehVsNPfUM669WuMyVWQLCzpu9GhglF2PE=")
+
+
+@pytest.fixture
+def sample_app(make_app):
+    return make_app(wechat_token="spamtest", wechat_aes_key=AES_KEY,
+                    wechat_appid="wx2c2769f8efd9abc2")
+
+
+def test_wechat_documented_safe_mode_sample_decrypts_and_is_answered(sample_app):
+    rt = sample_app.extensions["chengcheng"]
+    timestamp, nonce = "1409735669", "1320562132"
+    assert crypto.signature("spamtest", timestamp, nonce, WECHAT_SAMPLE_ENCRYPT) == \
+        "5d197aaffba7e9b25a30732f161a50dee96bd5fa"
+    body = ("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>"
+            f"<Encrypt><![CDATA[{WECHAT_SAMPLE_ENCRYPT}]]></Encrypt></xml>")
+    query = {"signature": crypto.signature("spamtest", timestamp, nonce),
+             "timestamp": timestamp, "nonce": nonce, "encrypt_type": "aes",
+             "msg_signature": "5d197aaffba7e9b25a30732f161a50dee96bd5fa"}
+    resp = sample_app.test_client().post("/wechat", query_string=query, data=body)
+    assert resp.status_code == 200
+    row = rt.db().execute("SELECT openid, type, content FROM messages").fetchone()
+    assert row == ("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "text", "abcdteT")
+    # the reply is an encrypted envelope that decrypts to a text reply for that member
+    safe = crypto.SafeMode("spamtest", AES_KEY, "wx2c2769f8efd9abc2")
+    import xmltodict
+
+    envelope = xmltodict.parse(resp.get_data(as_text=True))["xml"]
+    assert crypto.verify(envelope["MsgSignature"], "spamtest", envelope["TimeStamp"],
+                         envelope["Nonce"], envelope["Encrypt"])
+    inner = xmltodict.parse(safe.decrypt(envelope["Encrypt"]))["xml"]
+    assert inner["ToUserName"] == "oyORnuP8q7ou2gfYjqLzSIWZf0rs" and inner["Content"]
+
+
+def test_safe_mode_round_trip(wechat_aes):
+    result = wechat_aes.text("oMember001", "帮助")
+    assert result.status == 200 and "诚城青年助手" in result.text
+
+
+def test_safe_mode_with_forged_msg_signature_is_403(app, wechat_aes, db):
+    safe = crypto.SafeMode(TOKEN, AES_KEY, APPID)
+    import xmltodict
+
+    encrypted = xmltodict.parse(safe.encrypt(text_xml("oX123456", "hi"), "1", "1"))["xml"]["Encrypt"]
+    query = {**wechat_aes.signed_query(encrypted=encrypted), "msg_signature": "a" * 40}
+    resp = app.test_client().post("/wechat", query_string=query,
+                                  data=f"<xml><Encrypt>{encrypted}</Encrypt></xml>")
+    assert resp.status_code == 403 and count(db, "messages") == 0
+
+
+def test_safe_mode_for_another_appid_is_400(app, wechat_aes, db):
+    other = crypto.SafeMode(TOKEN, AES_KEY, "wxsomeoneelse")
+    import xmltodict
+
+    encrypted = xmltodict.parse(other.encrypt(text_xml("oX123456", "hi"), "1", "1"))["xml"]["Encrypt"]
+    query = wechat_aes.signed_query(encrypted=encrypted)
+    resp = app.test_client().post("/wechat", query_string=query,
+                                  data=f"<xml><Encrypt>{encrypted}</Encrypt></xml>")
+    assert resp.status_code == 400 and count(db, "messages") == 0
+
+
+# --- a real server on a loopback port ----------------------------------------------------------
+
+def test_real_server_on_loopback(live_server):
+    client = WeChatClient(TOKEN, url=live_server.url)
+    assert client.text("oMember001", "帮助").text.startswith("我是诚城青年助手")
+    aes = WeChatClient(TOKEN, url=live_server.url, aes_key=AES_KEY, appid=APPID)
+    assert "诚城青年助手" in aes.text("oMember002", "你好").text
+    assert requests.get(live_server.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    bad = requests.post(live_server.url + "/wechat", params=client.signed_query(),
+                        data=b"<xml", timeout=5)
+    assert bad.status_code == 400

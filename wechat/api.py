@@ -1,0 +1,202 @@
+"""WeChat's server API (push messages, menu, users), at WECHAT_API_BASE + the official path.
+
+The access_token is cached in the database and shared by every process; one process at a
+time refreshes it, under a lease, because WeChat caps fetches per day and a new token
+(from /cgi-bin/token) invalidates the old one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Callable
+
+import requests
+from sqlite_utils import Database
+
+from clock import from_db, to_db
+from settings import Settings
+from storage import kv, leases
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEY = "wechat_access_token"
+TOKEN_LEASE = "wechat-token-refresh"
+TOKEN_EARLY = timedelta(minutes=5)  # refresh this long before WeChat's expiry
+TOKEN_WAIT_SECONDS = 15
+TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, invalid, expired access_token
+TRANSIENT_ERRORS = {-1, 45009, 45011}  # system busy; daily / per-minute quota
+PERMANENT_ERRORS = {
+    43004: "成员已取消关注",
+    40003: "无效的 openid",
+    40037: "无效的模板 id",
+    43101: "成员未订阅该通知",
+    45015: "超出 48 小时客服消息窗口",
+    45047: "超出客服消息条数限制",
+}
+
+
+class WeChatAPIError(Exception):
+    """WeChat answered with an errcode, a non-200 status, or not at all."""
+
+    def __init__(self, errcode: int | None, errmsg: str, *, http_status: int | None = None):
+        super().__init__(f"{errcode if errcode is not None else http_status}: {errmsg}")
+        self.errcode, self.errmsg, self.http_status = errcode, errmsg, http_status
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying later: busy, quota, 5xx, timeouts."""
+        if self.errcode is None:
+            return self.http_status is None or self.http_status >= 500
+        return self.errcode in TRANSIENT_ERRORS
+
+    @property
+    def token_problem(self) -> bool:
+        return self.errcode in TOKEN_ERRORS
+
+    @property
+    def reason(self) -> str:
+        if self.errcode in PERMANENT_ERRORS:
+            return f"{self.errcode} {PERMANENT_ERRORS[self.errcode]}"
+        return str(self)
+
+
+class WeChatAPI:
+    """A small client for the calls the bot makes; safe to share between threads."""
+
+    def __init__(self, settings: Settings, db: Callable[[], Database],
+                 now: Callable[[], datetime]):
+        self.settings, self._db, self._now = settings, db, now
+        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._local = threading.local()
+        self.calls = 0  # outbound calls, for benchmarks
+
+    # --- transport -----------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _request(self, method: str, path: str, *, params: dict | None = None,
+                 body: dict | None = None) -> dict:
+        url = self.settings.wechat_api_base + path
+        self.calls += 1
+        try:
+            resp = self._session().request(
+                method, url, params=params,
+                data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=self.settings.wechat_api_timeout)
+        except requests.RequestException as exc:
+            raise WeChatAPIError(None, f"network: {exc.__class__.__name__}") from exc
+        if resp.status_code != 200:
+            raise WeChatAPIError(None, f"HTTP {resp.status_code}", http_status=resp.status_code)
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise WeChatAPIError(None, "response is not JSON", http_status=200) from exc
+        if data.get("errcode", 0) != 0:
+            raise WeChatAPIError(int(data["errcode"]), str(data.get("errmsg", "")))
+        return data
+
+    # --- access token --------------------------------------------------------------------
+    def access_token(self, *, force: bool = False, rejected: str | None = None) -> str:
+        """A valid token from the shared cache, fetching a new one only when needed."""
+        cached = self._cached()
+        if cached and not force and cached != rejected:
+            return cached
+        deadline = time.monotonic() + TOKEN_WAIT_SECONDS
+        while True:
+            db = self._db()
+            if leases.acquire(db, TOKEN_LEASE, self._owner, timedelta(seconds=30), self._now()):
+                try:
+                    cached = self._cached()
+                    if cached and cached != rejected and not (force and rejected is None):
+                        return cached  # another process refreshed it meanwhile
+                    return self._fetch(force=force or rejected is not None)
+                finally:
+                    leases.release(db, TOKEN_LEASE, self._owner)
+            time.sleep(0.1)  # someone else is refreshing: wait for their token
+            cached = self._cached()
+            if cached and cached != rejected:
+                return cached
+            if time.monotonic() > deadline:
+                raise WeChatAPIError(None, "timed out waiting for the token refresh")
+
+    def _cached(self) -> str | None:
+        raw = kv.get(self._db(), TOKEN_KEY)
+        if not raw:
+            return None
+        value = json.loads(raw)
+        if from_db(value["expires_at"]) <= self._now():
+            return None
+        return value["token"]
+
+    def _fetch(self, *, force: bool) -> str:
+        s = self.settings
+        if not (s.wechat_appid and s.wechat_secret):
+            raise WeChatAPIError(None, "WECHAT_APPID/WECHAT_SECRET 未配置，无法调用微信接口")
+        if s.wechat_stable_token:
+            data = self._request("POST", "/cgi-bin/stable_token", body={
+                "grant_type": "client_credential", "appid": s.wechat_appid,
+                "secret": s.wechat_secret, "force_refresh": force})
+        else:
+            data = self._request("GET", "/cgi-bin/token", params={
+                "grant_type": "client_credential", "appid": s.wechat_appid,
+                "secret": s.wechat_secret})
+        expires = self._now() + timedelta(seconds=int(data.get("expires_in", 7200))) - TOKEN_EARLY
+        kv.put(self._db(), TOKEN_KEY, json.dumps({"token": data["access_token"],
+                                                  "expires_at": to_db(expires)}), self._now())
+        log.info("fetched a new access_token (stable=%s, force=%s)", s.wechat_stable_token, force)
+        return data["access_token"]
+
+    def call(self, method: str, path: str, body: dict | None = None,
+             params: dict | None = None) -> dict:
+        """An API call with the token; on an invalid/expired token, refresh once and retry."""
+        token = self.access_token()
+        try:
+            return self._request(method, path, params={**(params or {}), "access_token": token},
+                                 body=body)
+        except WeChatAPIError as exc:
+            if not exc.token_problem:
+                raise
+            token = self.access_token(rejected=token)
+            return self._request(method, path, params={**(params or {}), "access_token": token},
+                                 body=body)
+
+    # --- the calls the bot makes ---------------------------------------------------------
+    def send_custom_text(self, openid: str, text: str) -> dict:
+        return self.call("POST", "/cgi-bin/message/custom/send",
+                         {"touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    def send_template(self, openid: str, template_id: str, data: dict,
+                      url: str | None = None) -> dict:
+        body = {"touser": openid, "template_id": template_id,
+                "data": {k: {"value": v} for k, v in data.items()}}
+        if url:
+            body["url"] = url
+        return self.call("POST", "/cgi-bin/message/template/send", body)
+
+    def send_subscribe(self, openid: str, template_id: str, data: dict) -> dict:
+        return self.call("POST", "/cgi-bin/message/subscribe/bizsend",
+                         {"touser": openid, "template_id": template_id,
+                          "data": {k: {"value": v} for k, v in data.items()}})
+
+    def create_menu(self, menu: dict) -> dict:
+        return self.call("POST", "/cgi-bin/menu/create", menu)
+
+    def followers(self) -> list[str]:
+        """Every follower's openid (/cgi-bin/user/get, 10,000 a page)."""
+        out, next_openid = [], ""
+        while True:
+            data = self.call("GET", "/cgi-bin/user/get", params={"next_openid": next_openid})
+            page = (data.get("data") or {}).get("openid") or []
+            out.extend(page)
+            next_openid = data.get("next_openid") or ""
+            if not page or not next_openid:
+                return out

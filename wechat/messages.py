@@ -1,0 +1,99 @@
+"""Inbound WeChat XML -> a plain Message. Anything odd becomes BadMessage, never a crash."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+from wechatpy import parse_message
+from wechatpy.events import BaseEvent
+
+FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+
+
+class BadMessage(ValueError):
+    """The body is not a WeChat message we can read."""
+
+
+@dataclass
+class Message:
+    """What a handler sees: who, what type, and the words (text, or voice recognition)."""
+
+    openid: str
+    account: str
+    type: str  # text, voice, image, location, link, video, shortvideo, event, or WeChat's own
+    create_time: int
+    msg_id: str | None = None
+    content: str = ""
+    event: str | None = None  # subscribe, unsubscribe, click, view, scan, subscribe_scan ...
+    event_key: str | None = None
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        """WeChat's retry identity: MsgId, or FromUserName+CreateTime for events."""
+        if self.msg_id and self.msg_id != "0":
+            return f"msg:{self.msg_id}"
+        return f"evt:{self.openid}:{self.create_time}:{self.event or self.type}"
+
+    @property
+    def text(self) -> str:
+        return (self.content or "").strip()
+
+
+def extract_encrypted(body: bytes) -> str:
+    """The Encrypt field of a safe-mode envelope. Raises BadMessage."""
+    data = _xml(body)
+    value = data.get("Encrypt")
+    if not value or not isinstance(value, str):
+        raise BadMessage("no Encrypt field")
+    return value
+
+
+def parse(body: bytes | str) -> Message:
+    """Raises BadMessage for malformed XML or a message without sender/type/time."""
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    data = _xml(raw)
+    for required in ("FromUserName", "MsgType", "CreateTime"):
+        if not isinstance(data.get(required), str) or not data[required].strip():
+            raise BadMessage(f"missing {required}")
+    try:
+        create_time = int(data["CreateTime"])
+    except ValueError as exc:
+        raise BadMessage("CreateTime is not a number") from exc
+    try:
+        parsed = parse_message(raw.decode("utf-8"))
+    except Exception as exc:  # wechatpy raises KeyError/ValueError on odd shapes
+        raise BadMessage(f"unreadable message: {exc.__class__.__name__}") from exc
+    msg_type = data["MsgType"].strip().lower()
+    content = ""
+    if msg_type == "text":
+        content = data.get("Content") or ""
+    elif msg_type == "voice":
+        content = data.get("Recognition") or ""
+    event = event_key = None
+    if isinstance(parsed, BaseEvent) or msg_type == "event":
+        event = (data.get("Event") or "").strip().lower() or None
+        if getattr(parsed, "event", None):
+            event = parsed.event
+        key = data.get("EventKey")
+        event_key = key.strip() if isinstance(key, str) else None
+        if event == "subscribe_scan" and event_key and event_key.startswith("qrscene_"):
+            event_key = event_key[len("qrscene_"):]
+    msg_id = data.get("MsgId") if isinstance(data.get("MsgId"), str) else None
+    return Message(openid=data["FromUserName"].strip(), account=(data.get("ToUserName") or ""),
+                   type=msg_type, create_time=create_time, msg_id=msg_id,
+                   content=content if isinstance(content, str) else "", event=event,
+                   event_key=event_key, raw=data)
+
+
+def _xml(body: bytes) -> dict:
+    if any(marker in body for marker in FORBIDDEN):
+        raise BadMessage("DTDs and entities are not accepted")
+    try:
+        doc = xmltodict.parse(body.decode("utf-8"))
+    except (ExpatError, UnicodeDecodeError, ValueError) as exc:
+        raise BadMessage("malformed XML") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("xml"), dict):
+        raise BadMessage("root element must be <xml>")
+    return doc["xml"]
