@@ -5,7 +5,9 @@ reminders. Pure functions over the YAML files; no database.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -132,11 +134,26 @@ def _alliance_items(data: dict) -> list[CalendarItem]:
 def load_items(data_dir: str | Path = DATA_DIR) -> list[CalendarItem]:
     """Union items from calendar.yaml, then alliance projects from alliance.yaml.
 
-    Raises CalendarDataError on a malformed file; a missing file gives no items.
+    Re-read when a file changes (cached by modification time). Raises CalendarDataError on a
+    malformed file; a missing file gives no items.
     """
     data_dir = Path(data_dir)
-    return (_union_items(_read(data_dir / "calendar.yaml"))
-            + _alliance_items(_read(data_dir / "alliance.yaml")))
+    stamps = tuple(_mtime(data_dir / name) for name in ("calendar.yaml", "alliance.yaml"))
+    return copy.deepcopy(list(_load(str(data_dir), stamps)))  # callers may change their copy
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@lru_cache(maxsize=8)
+def _load(data_dir: str, stamps: tuple) -> tuple[CalendarItem, ...]:
+    path = Path(data_dir)
+    return tuple(_union_items(_read(path / "calendar.yaml"))
+                 + _alliance_items(_read(path / "alliance.yaml")))
 
 
 def items_in_month(items: list[CalendarItem], year: int, month: int) -> list[CalendarItem]:

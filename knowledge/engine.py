@@ -28,6 +28,7 @@ from knowledge.normalize import Normalizer
 log = logging.getLogger(__name__)
 
 CANDIDATES = 30
+MIN_QUERY = 2  # a lone character or digit is not a question
 RELOAD_CHECK_SECONDS = 1.0
 SUGGEST_MIN = 0.22
 PASSAGE_MIN_COVERAGE = 0.85
@@ -47,6 +48,7 @@ class Candidate:
     keyword: float = 0.0
     missing: set = field(default_factory=set)
     confidence: float = 0.0
+    relevance: float = 0.0  # the confidence before the facet penalties: for suggestions
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Corpus:
         self.norm = normalizer
         nq = self.norm.normalize
         self.phrasings = [[nq(p) for p in e.phrasings] for e in entries]
+        self.phrasing_content = [[_content(p) or p for p in ps] for ps in self.phrasings]
         self.keywords = [[nq(k, fillers=False) for k in e.keywords] for e in entries]
         self.answer_norm = [nq(facets.stated(e.answer), fillers=False) for e in entries]
         self.full_text = ["".join(p) + "".join(k) + a for p, k, a in
@@ -162,7 +165,7 @@ class Engine:
     def rank(self, question: str, k: int = 5) -> list[Candidate]:
         c = self.corpus
         q = c.norm.normalize(question)
-        if not q:
+        if len(q) < MIN_QUERY:
             return []
         asked = facets.asked(q)
         content = _content(q)
@@ -176,12 +179,13 @@ class Engine:
         out = []
         for i, bm in pool.items():
             cand = Candidate(c.entries[i], bm25=min(bm, 1.2))
-            cand.similarity = max(_similarity(q, p) for p in c.phrasings[i])
+            cand.similarity = max(_similarity(content or q, p) for p in c.phrasing_content[i])
             cand.coverage = _coverage(content, c.full_text[i], c.weights)
             cand.novel = novel
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             cand.missing = facets.missing(asked, c.kinds[i])
             cand.confidence = _confidence(cand)
+            cand.relevance = _confidence(cand, penalties=False)
             out.append(cand)
         out.sort(key=lambda x: -x.confidence)
         return out[:k]
@@ -226,8 +230,8 @@ class Engine:
 
     def _suggest(self, ranked: list[Candidate]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for cand in ranked:
-            if cand.confidence < SUGGEST_MIN or len(out) == 3:
+        for cand in sorted(ranked, key=lambda c: -c.relevance):
+            if cand.relevance < SUGGEST_MIN or len(out) == 3:
                 break
             if all(fuzz.ratio(cand.entry.question, q) < 80 for _, q in out):
                 out.append((cand.entry.id, cand.entry.question))
@@ -249,6 +253,10 @@ class Engine:
         if not query.strip():
             return [(e, 0.0) for e in self.corpus.entries[:limit]]
         return [(c.entry, c.confidence) for c in self.rank(query, k=limit)]
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip() + "……"
 
 
 def _content(q: str) -> str:
@@ -312,7 +320,9 @@ def _novel(content: str, weights: dict[str, float]) -> int:
     return count
 
 
-def _confidence(c: Candidate) -> float:
+def _confidence(c: Candidate, penalties: bool = True) -> float:
     score = (0.30 * min(c.bm25, 1.0) + 0.30 * c.similarity + 0.32 * c.coverage
              + 0.08 * c.keyword)
-    return round(max(0.0, score - 0.5 * len(c.missing) - 0.15 * c.novel), 4)
+    if penalties:
+        score -= 0.5 * len(c.missing) + 0.15 * c.novel
+    return round(max(0.0, score), 4)
