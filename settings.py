@@ -67,7 +67,7 @@ class Settings:
         default_factory=lambda: parse_offsets("24h,2h"))  # BOT_REMINDER_OFFSETS
     send_rate: float = 20.0  # BOT_SEND_RATE outbound push calls per second
     send_max_attempts: int = 6  # BOT_SEND_MAX_ATTEMPTS before a delivery is failed
-    confidence_threshold: float = 0.44  # BOT_CONFIDENCE: below it the bot declines (bench/qa.py calibrates)
+    confidence_threshold: float = 0.42  # BOT_CONFIDENCE: below it the bot declines (bench/qa.py calibrates)
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID

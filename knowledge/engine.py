@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
 
 from knowledge import facets
 from knowledge.common_chars import COMMON
@@ -27,7 +28,7 @@ from knowledge.normalize import Normalizer
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = 30
+CANDIDATES = 20
 MIN_QUERY = 2  # a lone character or digit is not a question
 RELOAD_CHECK_SECONDS = 1.0
 SUGGEST_MIN = 0.22
@@ -80,18 +81,18 @@ class Corpus:
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
         self.weights = term_weights(self.full_text)
-        self.q_index = BM25Index([p + k for p, k in zip(self.phrasings, self.keywords)])
-        self.a_index = BM25Index([[a] for a in self.answer_norm])
+        self.index = BM25Index([(p + k, a) for p, k, a in
+                                zip(self.phrasings, self.keywords, self.answer_norm)])
         self.passages = passages
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
-        self.p_index = BM25Index([[t] for t in self.passage_norm])
+        self.p_index = BM25Index([([], t) for t in self.passage_norm])
 
 
 class Engine:
     """Thread-safe: answers read one Corpus; reloads build a new one and swap it in."""
 
     def __init__(self, data_dir: Path = DATA_DIR, *, db: Callable | None = None,
-                 threshold: float = 0.44):
+                 threshold: float = 0.42):
         self.data_dir = Path(data_dir)
         self._db = db
         self.threshold = threshold
@@ -169,19 +170,17 @@ class Engine:
             return []
         asked = facets.asked(q)
         content = _content(q)
-        ideal = c.q_index.ideal(q)
+        query = content or q
+        grams = _weighted_grams(content, c.weights)
         novel = _novel(content, c.weights)
-        pool: dict[int, float] = {}
-        for i, s in c.q_index.top(q, CANDIDATES):
-            pool[i] = max(pool.get(i, 0.0), s / ideal)
-        for i, s in c.a_index.top(q, CANDIDATES // 2):
-            pool[i] = max(pool.get(i, 0.0), 0.8 * s / c.a_index.ideal(q))
+        ideal = c.index.ideal(q)
+        pool = {i: s / ideal for i, s in c.index.top(q, CANDIDATES)}
+        ids = list(pool)
+        sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
-        for i, bm in pool.items():
-            cand = Candidate(c.entries[i], bm25=min(bm, 1.2))
-            cand.similarity = max(_similarity(content or q, p) for p in c.phrasing_content[i])
-            cand.coverage = _coverage(content, c.full_text[i], c.weights)
-            cand.novel = novel
+        for i, sim in zip(ids, sims):
+            cand = Candidate(c.entries[i], bm25=min(pool[i], 1.2), similarity=sim, novel=novel)
+            cand.coverage = _coverage(grams, c.full_text[i])
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             cand.missing = facets.missing(asked, c.kinds[i])
             cand.confidence = _confidence(cand)
@@ -216,7 +215,7 @@ class Engine:
         asked = facets.asked(q)
         for i, s in c.p_index.top(q, 5):
             text = c.passage_norm[i]
-            coverage = _coverage(content, text, c.weights)
+            coverage = _coverage(_weighted_grams(content, c.weights), text)
             if coverage < PASSAGE_MIN_COVERAGE:
                 continue
             if facets.missing(asked, facets.covered(c.passages[i]["text"])):
@@ -263,17 +262,28 @@ def _content(q: str) -> str:
     return _QUESTION_WORDS.sub("", q)
 
 
-def _similarity(q: str, phrasing: str) -> float:
-    """Edit similarity; partial matches count only for longer strings and by length ratio,
-    because partial_ratio rates a two-character query inside any sentence near 100."""
-    if not phrasing:
-        return 0.0
-    score = fuzz.ratio(q, phrasing) / 100
-    short, long_ = sorted((len(q), len(phrasing)))
-    if short >= 4:
-        partial = fuzz.partial_ratio(q, phrasing) / 100
-        score = max(score, partial * (0.55 + 0.45 * short / long_))
-    return score
+def _similarities(q: str, groups: list[list[str]]) -> list[float]:
+    """Best similarity of q to each group of phrasings, computed in one rapidfuzz call.
+
+    Edit similarity; partial matches count only for longer strings and by length ratio,
+    because partial_ratio rates a two-character query inside any sentence near 100.
+    """
+    flat = [p for g in groups for p in g]
+    if not flat:
+        return [0.0] * len(groups)
+    ratio = process.cdist([q], flat, scorer=fuzz.ratio, dtype=np.uint8)[0] / 100
+    lengths = np.fromiter((len(p) for p in flat), dtype=np.float32, count=len(flat))
+    short = np.minimum(lengths, len(q))
+    long_ = np.maximum(np.maximum(lengths, len(q)), 1)
+    if len(q) >= 4:
+        partial = process.cdist([q], flat, scorer=fuzz.partial_ratio, dtype=np.uint8)[0] / 100
+        partial = np.where(short >= 4, partial * (0.55 + 0.45 * short / long_), 0.0)
+        ratio = np.maximum(ratio, partial)
+    out, start = [], 0
+    for g in groups:
+        out.append(float(ratio[start:start + len(g)].max()) if g else 0.0)
+        start += len(g)
+    return out
 
 
 def term_weights(texts: list[str]) -> dict[str, float]:
@@ -295,18 +305,18 @@ def _weight(gram: str, weights: dict[str, float]) -> float:
     return sum(weights.get(ch, unseen) for ch in gram) / len(gram)
 
 
-def _coverage(content: str, text: str, weights: dict[str, float]) -> float:
-    """IDF-weighted share of the question's content bigrams (else characters) found in text."""
+def _weighted_grams(content: str, weights: dict[str, float]) -> list[tuple[str, float]]:
+    """The question's content bigrams (else characters) with their weights, once per question."""
     grams = [t for t in dict.fromkeys(terms(content)) if len(t) == 2] or list(dict.fromkeys(content))
-    if not grams:
+    return [(g, _weight(g, weights)) for g in grams]
+
+
+def _coverage(grams: list[tuple[str, float]], text: str) -> float:
+    """IDF-weighted share of the question's content found in the text."""
+    total = sum(w for _, w in grams)
+    if not total:
         return 1.0
-    total = hit = 0.0
-    for g in grams:
-        w = _weight(g, weights)
-        total += w
-        if g in text:
-            hit += w
-    return hit / total
+    return sum(w for g, w in grams if g in text) / total
 
 
 def _novel(content: str, weights: dict[str, float]) -> int:

@@ -1,8 +1,9 @@
-"""A BM25 index over character unigrams and bigrams, with numpy postings.
+"""A fielded BM25 index over character unigrams and bigrams, with numpy postings.
 
 Chinese is not segmented here: unigrams catch typos and partial words, bigrams carry most
-of the meaning. Scoring adds each query term's precomputed posting weights into one score
-array, so cost grows with the postings touched, not with the number of entries.
+of the meaning. Each entry has two fields, its phrasings (question, alts, keywords) and its
+answer. A first pass adds precomputed posting weights into one score array to pick
+candidates; the candidates are then scored exactly, per field, with every term.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import numpy as np
 
 K1, B = 1.2, 0.75
 UNIGRAM_WEIGHT = 0.35  # a shared character says less than a shared word
-COMMON_DF = 0.12  # unigrams in more than this share of documents are skipped in big indexes
-BIG_INDEX = 5000
+ANSWER_WEIGHT = 0.8  # a match in the answer counts a little less than in a phrasing
+BIG_INDEX = 5000  # from this size the first pass skips unigrams and very common bigrams
+COMMON_DF = 0.05
 
 
 def terms(text: str) -> list[str]:
@@ -25,7 +27,7 @@ def terms(text: str) -> list[str]:
 
 
 def doc_terms(pieces: list[str]) -> list[str]:
-    """Terms of a document made of separate pieces (phrasings): no bigram spans two pieces."""
+    """Terms of a field made of separate pieces (phrasings): no bigram spans two pieces."""
     out: list[str] = []
     for piece in pieces:
         out += terms(piece)
@@ -33,62 +35,81 @@ def doc_terms(pieces: list[str]) -> list[str]:
 
 
 class BM25Index:
-    def __init__(self, docs: list[list[str]]):
+    """docs: (phrasing pieces, answer text) per entry; either may be empty."""
+
+    def __init__(self, docs: list[tuple[list[str], str]]):
         self.n = len(docs)
         df: Counter = Counter()
-        tfs: list[Counter] = []
-        lengths = np.zeros(max(self.n, 1), dtype=np.float32)
-        for i, doc in enumerate(docs):
-            tf = Counter(doc_terms(doc))
-            tfs.append(tf)
-            df.update(tf.keys())
-            lengths[i] = sum(len(p) for p in doc)
-        avg = float(lengths[: self.n].mean()) if self.n else 1.0
-        postings: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
-        self.idf: dict[str, float] = {}
-        for term, d in df.items():
-            self.idf[term] = math.log(1 + (self.n - d + 0.5) / (d + 0.5))
-        for i, tf in enumerate(tfs):
-            norm = K1 * (1 - B + B * lengths[i] / (avg or 1.0))
-            for term, f in tf.items():
-                weight = self.idf[term] * f * (K1 + 1) / (f + norm)
-                if len(term) == 1:
-                    weight *= UNIGRAM_WEIGHT
-                ids, ws = postings[term]
-                ids.append(i)
-                ws.append(weight)
-        self.postings = {t: (np.asarray(ids, dtype=np.int32), np.asarray(ws, dtype=np.float32))
-                         for t, (ids, ws) in postings.items()}
+        fields: list[tuple[Counter, Counter]] = []
+        q_len = np.zeros(max(self.n, 1), dtype=np.float32)
+        a_len = np.zeros(max(self.n, 1), dtype=np.float32)
+        for i, (pieces, answer) in enumerate(docs):
+            tq, ta = Counter(doc_terms(pieces)), Counter(terms(answer))
+            fields.append((tq, ta))
+            df.update(set(tq) | set(ta))
+            q_len[i] = sum(len(p) for p in pieces)
+            a_len[i] = len(answer)
+        avg_q = float(q_len[: self.n].mean()) if self.n else 1.0
+        avg_a = float(a_len[: self.n].mean()) if self.n else 1.0
+        self.idf = {t: math.log(1 + (self.n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
         self.df = df
-        self._skip_common = self.n >= BIG_INDEX
+        raw: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+        for i, (tq, ta) in enumerate(fields):
+            nq = K1 * (1 - B + B * q_len[i] / (avg_q or 1.0))
+            na = K1 * (1 - B + B * a_len[i] / (avg_a or 1.0))
+            for term in tq.keys() | ta.keys():
+                scale = self.idf[term] * (UNIGRAM_WEIGHT if len(term) == 1 else 1.0) * (K1 + 1)
+                fq, fa = tq.get(term, 0), ta.get(term, 0)
+                ids, wq, wa = raw[term]
+                ids.append(i)
+                wq.append(scale * fq / (fq + nq) if fq else 0.0)
+                wa.append(scale * fa / (fa + na) if fa else 0.0)
+        self.postings = {}
+        for term, (ids, wq, wa) in raw.items():
+            wq_arr = np.asarray(wq, dtype=np.float32)
+            wa_arr = np.asarray(wa, dtype=np.float32)
+            self.postings[term] = (np.asarray(ids, dtype=np.int32), wq_arr, wa_arr,
+                                   np.maximum(wq_arr, ANSWER_WEIGHT * wa_arr))
+        self._big = self.n >= BIG_INDEX
 
     def query_terms(self, text: str) -> list[str]:
-        out = []
-        for term in dict.fromkeys(terms(text)):
-            if term not in self.postings:
-                continue
-            if self._skip_common and len(term) == 1 and self.df[term] > COMMON_DF * self.n:
-                continue
-            out.append(term)
-        return out
+        return [t for t in dict.fromkeys(terms(text)) if t in self.postings]
+
+    def _first_pass_terms(self, text: str) -> list[str]:
+        found = self.query_terms(text)
+        if not self._big:
+            return found
+        limit = COMMON_DF * self.n
+        bigrams = [t for t in found if len(t) == 2 and self.df[t] <= limit]
+        return bigrams or [t for t in found if self.df[t] <= limit] or found
 
     def ideal(self, text: str) -> float:
-        """What a document made of exactly this text would roughly score: the normaliser."""
+        """What a field made of exactly this text would roughly score: the normaliser."""
         total = 0.0
-        for term in dict.fromkeys(terms(text)):
-            idf = self.idf.get(term, math.log(1 + (self.n + 0.5) / 0.5))
-            total += idf * (UNIGRAM_WEIGHT if len(term) == 1 else 1.0)
+        unseen = math.log(1 + (self.n + 0.5) / 0.5)
+        for term in self._scored_terms(text, all_terms=True):
+            total += self.idf.get(term, unseen) * (UNIGRAM_WEIGHT if len(term) == 1 else 1.0)
         return total or 1.0
 
+    def _scored_terms(self, text: str, all_terms: bool = False) -> list[str]:
+        grams = list(dict.fromkeys(terms(text)))
+        if not self._big:
+            return grams if all_terms else [t for t in grams if t in self.postings]
+        known = set(self._first_pass_terms(text))
+        # in a big index the skipped common terms leave the normaliser too
+        return [t for t in grams if t in known or (all_terms and t not in self.postings
+                                                    and len(t) == 2)]
+
     def top(self, text: str, k: int) -> list[tuple[int, float]]:
-        """The k best documents for a normalised query, best first."""
+        """The k best documents for a normalised query, best first, with their scores:
+        per term the better of its phrasing and (discounted) answer weight."""
         if not self.n:
             return []
         scores = np.zeros(self.n, dtype=np.float32)
-        for term in self.query_terms(text):
-            ids, ws = self.postings[term]
-            scores[ids] += ws
+        for term in self._scored_terms(text):
+            ids, _, _, best = self.postings[term]
+            scores[ids] += best
         k = min(k, self.n)
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best])]
-        return [(int(i), float(scores[i])) for i in best if scores[i] > 0]
+        chosen = np.argpartition(-scores, k - 1)[:k]
+        chosen = chosen[np.argsort(-scores[chosen])]
+        return [(int(i), float(scores[i])) for i in chosen if scores[i] > 0]
