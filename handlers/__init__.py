@@ -1,7 +1,9 @@
 """The router's one list of handlers, in the order they are tried."""
 from __future__ import annotations
 
-from handlers import basic, more
+from handlers import basic, knowledge, more
+from handlers import profile, signup
+from handlers import broadcast, reminders
 from handlers.router import Context, Reply, Router
 
 
@@ -18,8 +20,23 @@ def build_router() -> Router:
     r.add(basic.video, types=["video", "shortvideo"])
     r.add(basic.voice_unheard, types=["voice"])
     r.add(basic.empty)
+    r.add(signup.step)  # a reply to a live sign-up dialog (number, profile, 取消) comes first
+    r.add(knowledge.choose_suggestion)  # a number after "你是不是想问"
+    r.add(profile.bind)
+    r.add(profile.my_info)
+    r.add(signup.signup)
+    r.add(signup.cancel)
+    r.add(signup.mine)
+    r.add(signup.check_in)
+    r.add(signup.hours)
+    r.add(broadcast.confirm)  # 确认/取消 while an organiser's 通知 waits
+    r.add(broadcast.notice)
+    r.add(reminders.subscription)
+    r.add(reminders.mine)
     r.add(more.more)
     r.add(basic.help_)
+    r.add(knowledge.schedule)  # "这个月有什么活动": relative to today
+    r.add(knowledge.ask)  # everything else: the knowledge base, or "没有找到"
     r.add(basic.fallback)
     return r
 

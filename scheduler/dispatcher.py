@@ -2,6 +2,8 @@
 
 Channel: customer-service (within WECHAT_CS_WINDOW_HOURS of the member's last message, at most
 WECHAT_CS_MAX_MESSAGES in that window) -> template message -> subscribe message -> unreachable.
+A row is marked sent only after WeChat accepted it, so a crash can only repeat the one
+message that was on the wire.
 """
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import json
 import logging
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from clock import from_db
+from clock import fmt_local, from_db
 from privacy import mask_openid
+from scheduler import jobs
 from storage import deliveries, members
 from wechat.api import WeChatAPI, WeChatAPIError
 
@@ -26,6 +30,7 @@ BACKOFF_BASE = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(minutes=30)
 BATCH = 200
 CS_REFUSED = {45015, 45047}  # outside the window / over the count: try the next channel
+REMINDER_KINDS = ("reminder", "recurring")  # sent with WECHAT_TEMPLATE_REMINDER
 
 
 def backoff(attempt: int) -> timedelta:
@@ -34,7 +39,7 @@ def backoff(attempt: int) -> timedelta:
 
 
 class RateLimiter:
-    """At most `rate` calls per second from this process."""
+    """At most `rate` calls per second from this process (rate <= 0: no limit)."""
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate if rate > 0 else 0.0
@@ -52,16 +57,32 @@ class RateLimiter:
 
 
 class Dispatcher:
-    def __init__(self, rt: "Runtime", api: WeChatAPI):
-        self.rt, self.api = rt, api
-        self.limiter = RateLimiter(rt.settings.send_rate)
-        self.stats = {"sent": 0, "retried": 0, "failed": 0, "unreachable": 0, "dropped": 0}
+    """Claims due rows and sends them one at a time (so at most one is ever in flight)."""
 
-    def run_once(self, limit: int = BATCH) -> int:
+    def __init__(self, rt: "Runtime", api: WeChatAPI, owner: str | None = None,
+                 keep_going: Callable[[], bool] | None = None):
+        self.rt, self.api = rt, api
+        self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:8]}"
+        self.keep_going = keep_going or (lambda: True)
+        self.limiter = RateLimiter(rt.settings.send_rate)
+        rate = rt.settings.send_rate
+        # claim no more than can be sent well within the claim's lifetime
+        self.batch = BATCH if rate <= 0 else max(1, min(BATCH, int(rate * 30)))
+        self.stats = {"sent": 0, "retried": 0, "failed": 0, "unreachable": 0, "dropped": 0,
+                      "cancelled": 0}
+
+    def run_once(self, limit: int | None = None) -> int:
         """Send what is due now; returns how many rows were handled."""
         db = self.rt.db()
-        rows = deliveries.claim_due(db, self.rt.clock.now(), limit, CLAIM_FOR)
-        for row in rows:
+        rows = deliveries.claim_due(db, self.rt.clock.now(), limit or self.batch, CLAIM_FOR,
+                                    self.owner)
+        claimed_at = time.monotonic()
+        for n, row in enumerate(rows):
+            late = time.monotonic() - claimed_at > CLAIM_FOR.total_seconds() / 2
+            if late or not self.keep_going():
+                for rest in rows[n:]:  # hand back what this round will not get to
+                    deliveries.release(db, rest["id"], self.rt.clock.now())
+                return n
             self._deliver(row)
         return len(rows)
 
@@ -79,44 +100,70 @@ class Dispatcher:
             deliveries.mark_final(db, row["id"], "dropped", "已过时效（活动已开始），未发送")
             self.stats["dropped"] += 1
             return
+        verdict, reason = jobs.verdict(self.rt, row)
+        if verdict == "cancel":
+            deliveries.mark_final(db, row["id"], "cancelled", reason)
+            self.stats["cancelled"] += 1
+            return
+        if verdict == "replan":  # the activity moved since this row was planned
+            deliveries.release(db, row["id"], now)
+            jobs.plan_activity(self.rt, row_activity(row))
+            return
         member = members.get(db, row["openid"])
         if member is None or not member["subscribed"]:
-            deliveries.mark_final(db, row["id"], "unreachable", "43004 成员已取消关注")
+            deliveries.mark_final(db, row["id"], "unreachable", "成员已取消关注公众号，跳过")
             self.stats["unreachable"] += 1
             return
-        for channel in self._channels(row, member, now):
+        channels, why_not = self._channels(row, member, now)
+        for channel in channels:
             self.limiter.wait()
             try:
                 self._send(channel, row)
             except WeChatAPIError as exc:
                 if channel == "custom" and exc.errcode in CS_REFUSED:
+                    why_not.insert(0, exc.reason)
                     continue
                 self._failed(row, exc, channel)
                 return
             deliveries.mark_sent(db, row["id"], channel, self.rt.clock.now())
             self.stats["sent"] += 1
             return
-        deliveries.mark_final(db, row["id"], "unreachable",
-                              "超出 48 小时客服消息窗口，且未配置模板/订阅通知")
+        deliveries.mark_final(db, row["id"], "unreachable", "无可用渠道：" + "；".join(why_not))
         self.stats["unreachable"] += 1
+        log.info("delivery %s to %s unreachable: %s", row["id"], mask_openid(row["openid"]),
+                 why_not)
 
-    def _channels(self, row: dict, member: dict, now: datetime) -> list[str]:
+    def _channels(self, row: dict, member: dict, now: datetime) -> tuple[list[str], list[str]]:
+        """The channels to try in order, and why each missing one is missing."""
         s = self.rt.settings
-        out = []
+        out: list[str] = []
+        why_not: list[str] = []
         last_seen = from_db(member["last_seen"])
         if last_seen and now - last_seen < timedelta(hours=s.wechat_cs_window_hours):
             if deliveries.custom_sent_since(self.rt.db(), row["openid"], last_seen) \
                     < s.wechat_cs_max_messages:
                 out.append("custom")
+            else:
+                why_not.append(f"{s.wechat_cs_window_hours:g} 小时内客服消息已达 "
+                               f"{s.wechat_cs_max_messages} 条上限")
+        else:
+            why_not.append(f"成员超过 {s.wechat_cs_window_hours:g} 小时未互动，不能发客服消息")
         if self._template_id(row):
             out.append("template")
+        else:
+            why_not.append("未配置模板消息 " + ("WECHAT_TEMPLATE_REMINDER"
+                                          if row["kind"] in REMINDER_KINDS
+                                          else "WECHAT_TEMPLATE_NOTICE"))
         if s.wechat_subscribe_template:
             out.append("subscribe")
-        return out
+        else:
+            why_not.append("未配置订阅通知 WECHAT_SUBSCRIBE_TEMPLATE")
+        return out, why_not
 
     def _template_id(self, row: dict) -> str:
         s = self.rt.settings
-        return s.wechat_template_reminder if row["kind"] == "reminder" else s.wechat_template_notice
+        return s.wechat_template_reminder if row["kind"] in REMINDER_KINDS \
+            else s.wechat_template_notice
 
     def _send(self, channel: str, row: dict) -> None:
         data = json.loads(row["data"]) if row["data"] else {}
@@ -124,37 +171,60 @@ class Dispatcher:
             self.api.send_custom_text(row["openid"], row["text"])
         elif channel == "template":
             self.api.send_template(row["openid"], self._template_id(row),
-                                   template_fields(row, data))
+                                   template_fields(row, data, self.rt.settings.tz))
         else:
             self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
-                                    subscribe_fields(row, data))
+                                    subscribe_fields(row, data, self.rt.settings.tz))
 
     def _failed(self, row: dict, exc: WeChatAPIError, channel: str) -> None:
         db = self.rt.db()
         who = mask_openid(row["openid"])
-        if exc.transient and row["attempts"] < self.rt.settings.send_max_attempts:
+        max_attempts = self.rt.settings.send_max_attempts
+        if exc.transient and row["attempts"] < max_attempts:
             at = self.rt.clock.now() + backoff(row["attempts"])
             deliveries.mark_retry(db, row["id"], str(exc), at)
             self.stats["retried"] += 1
             log.info("delivery %s to %s: %s, retry at %s", row["id"], who, exc, at)
             return
+        reason = exc.reason
+        if exc.transient:
+            reason = f"重试 {row['attempts']} 次仍失败：{exc}"
         if exc.errcode == 43004:
-            members.touch(db, row["openid"], from_db(members.get(db, row["openid"])["last_seen"])
-                          or self.rt.clock.now(), subscribed=False)
-        deliveries.mark_final(db, row["id"], "failed", exc.reason, channel)
+            members.mark_unsubscribed(db, row["openid"], self.rt.clock.now())
+        deliveries.mark_final(db, row["id"], "failed", reason, channel)
         self.stats["failed"] += 1
-        log.warning("delivery %s to %s failed: %s", row["id"], who, exc.reason)
+        log.warning("delivery %s to %s failed: %s", row["id"], who, reason)
 
 
-def template_fields(row: dict, data: dict) -> dict:
-    """Classic template fields: first / keyword1..3 / remark (see README)."""
+def row_activity(row: dict) -> int | None:
+    data = json.loads(row["data"]) if row.get("data") else {}
+    return data.get("activity_id")
+
+
+def _cap(text: str, n: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def template_fields(row: dict, data: dict, tz=None) -> dict:
+    """Template-message fields (see README): first = the title, keyword1 = what (activity or
+    notice), keyword2 = when, keyword3 = where / who, remark = the full text.
+
+    WeChat stopped showing first/remark in 2023, so keyword1-3 alone must say what matters.
+    """
+    when = data.get("keyword2") or (fmt_local(from_db(row["due_at"]), tz) if tz else "")
     return {"first": row["title"] or "诚城青年助手通知",
-            "keyword1": data.get("keyword1") or (row["title"] or row["text"])[:20],
-            "keyword2": data.get("keyword2", ""), "keyword3": data.get("keyword3", ""),
-            "remark": row["text"][:200]}
+            "keyword1": _cap(data.get("keyword1") or row["title"] or row["text"], 20),
+            "keyword2": _cap(when, 20),
+            "keyword3": _cap(data.get("keyword3") or "诚城青年助手", 20),
+            "remark": _cap(row["text"], 200)}
 
 
-def subscribe_fields(row: dict, data: dict) -> dict:
-    """订阅通知 fields: thing1 (title), time2 (time), thing3 (content), each WeChat-length capped."""
-    return {"thing1": (row["title"] or "通知")[:20], "time2": data.get("keyword2", "")[:20],
-            "thing3": row["text"][:20]}
+def subscribe_fields(row: dict, data: dict, tz=None) -> dict:
+    """订阅通知 fields: thing1 (what, ≤20 chars), time2 (a real time: WeChat rejects
+    free text there), thing3 (the message, ≤20 chars)."""
+    moment = from_db(data.get("time")) if data.get("time") else from_db(row["due_at"])
+    here = moment.astimezone(tz) if tz else moment
+    return {"thing1": _cap(data.get("keyword1") or row["title"] or "通知", 20),
+            "time2": f"{here.year}年{here.month}月{here.day}日 {here:%H:%M}",
+            "thing3": _cap(row["text"], 20)}

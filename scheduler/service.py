@@ -3,6 +3,8 @@
 APScheduler 3.x cannot share a job store between processes, so every process may start this,
 but only the lease holder plans reminders and sends; the outbox is the source of truth and
 APScheduler only keeps time. Web workers under a multi-worker server never start it.
+Even two processes that both believe they lead cannot send a row twice: rows are claimed
+in a write transaction before sending.
 """
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.dispatcher import Dispatcher
-from storage import leases
+from storage import deliveries, leases
 from wechat.api import WeChatAPI
 
 if TYPE_CHECKING:
@@ -32,64 +35,143 @@ PLAN_SECONDS = 60
 MISFIRE_GRACE_SECONDS = 600  # a late job still runs within 10 minutes (APScheduler's default is 1 s)
 
 
+def _pid_namespace() -> str:
+    """Processes can judge each other's pids only inside one pid namespace (Linux)."""
+    try:
+        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return ""
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when the owner ran on this host, in this pid namespace, and its pid is gone.
+
+    Anything uncertain (another host, another namespace, a pid now reused) counts as alive,
+    so the lease is then left to run out.
+    """
+    try:
+        host, ns, pid, _ = owner.rsplit(":", 3)
+        pid_number = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or not ns or ns != _pid_namespace():
+        return False
+    if pid_number == os.getpid():
+        return False
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class SchedulerService:
-    def __init__(self, rt: "Runtime"):
+    """Lease renewal, planning and dispatching for one process; `start()` / `stop()`."""
+
+    def __init__(self, rt: "Runtime", *, lease_ttl: timedelta = LEASE_TTL,
+                 renew_seconds: float = RENEW_SECONDS, plan_seconds: float = PLAN_SECONDS):
         self.rt = rt
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = make_owner()
+        self.lease_ttl, self.renew_seconds, self.plan_seconds = lease_ttl, renew_seconds, \
+            plan_seconds
         self.api = rt.service("wechat_api", lambda: WeChatAPI(rt.settings, rt.db, rt.clock.now))
-        self.dispatcher = Dispatcher(rt, self.api)
-        self.leader = False
+        self.dispatcher = Dispatcher(rt, self.api, owner=self.owner, keep_going=self._may_send)
+        self._leader_until = 0.0  # monotonic time the lease surely lasts until
         self._stop = threading.Event()
+        self._planned = threading.Event()
+        self._plan_lock = threading.Lock()
         self._aps = BackgroundScheduler(timezone=rt.settings.tz, job_defaults={
             "misfire_grace_time": MISFIRE_GRACE_SECONDS, "coalesce": True, "max_instances": 1})
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "SchedulerService":
-        from scheduler import jobs
+    @property
+    def leader(self) -> bool:
+        """Holding a lease renewed recently enough that it cannot have run out."""
+        return time.monotonic() < self._leader_until
 
+    def start(self) -> "SchedulerService":
+        # the lease job runs every few seconds: APScheduler's per-run INFO lines would drown the log
+        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         self.renew()
-        self._aps.add_job(self.renew, "interval", seconds=RENEW_SECONDS, id="lease")
-        self._aps.add_job(self._as_leader(jobs.plan_all), "interval", seconds=PLAN_SECONDS,
-                          id="plan", next_run_time=self.rt.clock.now())
+        # APScheduler keeps real time; BOT_FAKE_NOW only shifts what the jobs consider "now".
+        self._aps.add_job(self.renew, "interval", seconds=self.renew_seconds, id="lease")
+        self._aps.add_job(self.plan, "interval", seconds=self.plan_seconds, id="plan",
+                          next_run_time=datetime.now(self.rt.settings.tz))
         self._aps.start()
         self._thread = threading.Thread(target=self._dispatch_loop, name="dispatcher",
                                         daemon=True)
         self._thread.start()
-        log.info("scheduler started as %s (leader=%s)", self.owner, self.leader)
+        log.info("scheduler started as %s (%s)", self.owner,
+                 "leader" if self.leader else "standby")
         return self
 
     def stop(self) -> None:
+        """Stop sending (claims not yet sent are handed back) and give up the lease."""
         self._stop.set()
         self.rt.wake_dispatcher()
-        self._aps.shutdown(wait=False)
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
         if self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
         if self.leader:
             leases.release(self.rt.db(), LEASE, self.owner)
-        self.leader = False
+        self._leader_until = 0.0
 
     def renew(self) -> bool:
+        """Take or keep the lease; a predecessor that died on this host is replaced at once."""
+        db = self.rt.db()
+        now = self.rt.clock.now()
         was = self.leader
-        self.leader = leases.acquire(self.rt.db(), LEASE, self.owner, LEASE_TTL,
-                                     self.rt.clock.now())
-        if self.leader != was:
-            log.info("scheduler %s is %s", self.owner, "leader" if self.leader else "standby")
-        return self.leader
+        started = time.monotonic()
+        got = leases.acquire(db, LEASE, self.owner, self.lease_ttl, now)
+        if not got:
+            holder = leases.holder(db, LEASE, now)
+            if holder and owner_is_dead(holder) and \
+                    leases.take_over(db, LEASE, holder, self.owner, self.lease_ttl, now):
+                freed = deliveries.release_claims(db, holder, now)
+                log.warning("scheduler %s took over from dead %s (%d claimed messages freed)",
+                            self.owner, holder, freed)
+                got = True
+        # keep a margin: the lease is trusted for a little less than it lasts
+        self._leader_until = started + self.lease_ttl.total_seconds() * 0.8 if got else 0.0
+        if got and not was:
+            log.info("scheduler %s is now the leader", self.owner)
+            self._planned.clear()
+            self.rt.wake_dispatcher()
+        elif was and not got:
+            log.info("scheduler %s is on standby", self.owner)
+        return got
 
-    def _as_leader(self, job):
-        def run():
-            if self.leader:
-                try:
-                    job(self.rt)
-                except Exception:
-                    log.exception("job %s failed", job.__name__)
-        run.__name__ = job.__name__
-        return run
+    def plan(self) -> None:
+        """Plan reminders into the outbox (leader only); errors are logged, never raised."""
+        from scheduler import jobs
+
+        if not self.leader:
+            return
+        with self._plan_lock:
+            try:
+                jobs.plan_all(self.rt)
+            except Exception:
+                log.exception("planning failed")
+            finally:
+                self._planned.set()
+        self.rt.wake_dispatcher()
+
+    def _may_send(self) -> bool:
+        return self.leader and not self._stop.is_set()
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
             handled = 0
             if self.leader:
+                if not self._planned.is_set():
+                    self.plan()  # a new leader plans first: missed reminders get sorted out
                 try:
                     handled = self.dispatcher.run_once()
                 except Exception:

@@ -1,8 +1,9 @@
 """The outbox: every push message is a row first, so a crash loses nothing.
 
 Life of a row: pending -> sending (claimed, attempts+1) -> sent | pending (retry later)
-| failed | unreachable | dropped. A 'sending' row whose claim ran out (the process died)
-is claimed again: at most the messages in flight at a crash go out twice.
+| failed | unreachable | dropped; a pending row may be cancelled (its reason kept in
+last_error). A 'sending' row whose claim ran out, or whose sender died, is claimed again:
+at most the messages in flight at a crash go out twice.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from clock import to_db
+from clock import from_db, to_db
 from storage.db import immediate
 
 FINAL = ("sent", "failed", "unreachable", "dropped", "cancelled")
@@ -41,8 +42,13 @@ def enqueue_many(db: Database, rows: list[dict], now: datetime) -> int:
     return added
 
 
-def claim_due(db: Database, now: datetime, limit: int, claim_for: timedelta) -> list[dict]:
-    """Take up to `limit` due rows (and rows whose earlier claim ran out) for sending."""
+def claim_due(db: Database, now: datetime, limit: int, claim_for: timedelta,
+              owner: str | None = None) -> list[dict]:
+    """Take up to `limit` due rows (and rows whose earlier claim ran out) for sending.
+
+    The claim is one write transaction, so two dispatchers never hold the same row; `owner`
+    is recorded so a successor can free a dead sender's claims (`release_claims`).
+    """
     stamp = to_db(now)
     with immediate(db):
         rows = list(db.query(
@@ -52,28 +58,50 @@ def claim_due(db: Database, now: datetime, limit: int, claim_for: timedelta) -> 
             ids = [r["id"] for r in rows]
             marks = ",".join("?" * len(ids))
             db.execute(f"UPDATE deliveries SET status = 'sending', attempts = attempts + 1, "
-                       f"next_attempt_at = ? WHERE id IN ({marks})",
-                       [to_db(now + claim_for), *ids])
+                       f"next_attempt_at = ?, claimed_by = ? WHERE id IN ({marks})",
+                       [to_db(now + claim_for), owner, *ids])
     for row in rows:
         row["attempts"] += 1
+        row["claimed_by"] = owner
     return rows
+
+
+def release_claims(db: Database, owner: str, now: datetime) -> int:
+    """Rows a (dead) sender claimed go back to pending now; returns how many.
+
+    Any of them may have reached WeChat just before the sender died: those are the
+    messages "in flight", the only ones that can go out twice.
+    """
+    return db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
+                      "claimed_by = NULL WHERE status = 'sending' AND claimed_by = ?",
+                      [to_db(now), owner]).rowcount
+
+
+def release(db: Database, delivery_id: int, at: datetime) -> None:
+    """Give a claimed row back unsent (not counted as an attempt), to be sent at `at`."""
+    db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, claimed_by = NULL,"
+               " attempts = max(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
+               [to_db(at), delivery_id])
 
 
 def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime) -> None:
     db.execute("UPDATE deliveries SET status = 'sent', channel = ?, sent_at = ?, "
-               "last_error = NULL WHERE id = ?", [channel, to_db(now), delivery_id])
+               "last_error = NULL, claimed_by = NULL WHERE id = ?",
+               [channel, to_db(now), delivery_id])
 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:
-    db.execute("UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ? "
-               "WHERE id = ?", [error, to_db(at), delivery_id])
+    db.execute("UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?, "
+               "claimed_by = NULL WHERE id = ?", [error, to_db(at), delivery_id])
 
 
 def mark_final(db: Database, delivery_id: int, status: str, error: str | None,
                channel: str | None = None) -> None:
-    assert status in FINAL
-    db.execute("UPDATE deliveries SET status = ?, last_error = ?, channel = COALESCE(?, channel) "
-               "WHERE id = ?", [status, error, channel, delivery_id])
+    """End a row's life: sent elsewhere, failed, unreachable, dropped or cancelled, with why."""
+    if status not in FINAL:
+        raise ValueError(f"not a final status: {status!r}")
+    db.execute("UPDATE deliveries SET status = ?, last_error = ?, channel = COALESCE(?, channel), "
+               "claimed_by = NULL WHERE id = ?", [status, error, channel, delivery_id])
 
 
 def custom_sent_since(db: Database, openid: str, since: datetime) -> int:
@@ -82,26 +110,96 @@ def custom_sent_since(db: Database, openid: str, since: datetime) -> int:
                       "AND status = 'sent' AND sent_at >= ?", [openid, to_db(since)]).fetchone()[0]
 
 
-def reschedule(db: Database, key_prefix: str, due_for: dict[str, datetime]) -> int:
-    """Move pending rows whose key starts with prefix: due_for maps a key suffix to a new time."""
-    moved = 0
-    for suffix, due in due_for.items():
-        moved += db.execute(
-            "UPDATE deliveries SET due_at = ?, next_attempt_at = ? WHERE status = 'pending' "
-            "AND dedupe_key LIKE ? AND attempts = 0",
-            [to_db(due), to_db(due), f"{key_prefix}%{suffix}"]).rowcount
-    return moved
+def _prefix(key_prefix: str) -> tuple[str, list]:
+    """A prefix test on dedupe_key as an index range (LIKE would be case-blind and read _ as a
+    wildcard, and openids hold both cases and underscores)."""
+    if not key_prefix:
+        return "1", []
+    upper = key_prefix[:-1] + chr(ord(key_prefix[-1]) + 1)
+    return "dedupe_key >= ? AND dedupe_key < ?", [key_prefix, upper]
+
+
+def with_prefix(db: Database, key_prefix: str, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    """Rows whose dedupe key starts with `key_prefix` (e.g. 'reminder:12:'), oldest first."""
+    clause, args = _prefix(key_prefix)
+    if statuses:
+        clause += f" AND status IN ({','.join('?' * len(statuses))})"
+        args += list(statuses)
+    return list(db.query(f"SELECT * FROM deliveries WHERE {clause} ORDER BY id", args))
+
+
+def replan(db: Database, delivery_id: int, *, due_at: datetime, expires_at: datetime | None,
+           text: str, title: str | None, data: dict | None, rearm: bool = False) -> bool:
+    """Point a planned row at new times and words (the activity moved).
+
+    Only a pending row changes, unless `rearm`: then a sent, dropped or cancelled row becomes
+    pending again (a new start deserves a new reminder). A row being sent is never touched.
+    """
+    states = ("pending", "sent", "dropped", "cancelled") if rearm else ("pending",)
+    cur = db.execute(
+        "UPDATE deliveries SET due_at = ?, next_attempt_at = ?, expires_at = ?, text = ?, "
+        "title = ?, data = ?, status = 'pending', attempts = CASE WHEN status = 'pending' "
+        "THEN attempts ELSE 0 END, last_error = CASE WHEN status = 'pending' THEN last_error "
+        f"ELSE NULL END, sent_at = NULL WHERE id = ? AND status IN ({','.join('?' * len(states))})",
+        [to_db(due_at), to_db(due_at), to_db(expires_at), text, title,
+         json.dumps(data, ensure_ascii=False) if data else None, delivery_id, *states])
+    return cur.rowcount > 0
+
+
+def cancel_ids(db: Database, ids: list[int], reason: str, status: str = "cancelled") -> int:
+    """Cancel (or drop) pending rows by id, recording why; rows already sending are left."""
+    if not ids:
+        return 0
+    if status not in ("cancelled", "dropped"):
+        raise ValueError(status)
+    done = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        done += db.execute(
+            f"UPDATE deliveries SET status = ?, last_error = ? WHERE status = 'pending' "
+            f"AND id IN ({','.join('?' * len(chunk))})", [status, reason, *chunk]).rowcount
+    return done
 
 
 def cancel_pending(db: Database, key_prefix: str, reason: str) -> int:
-    return db.execute("UPDATE deliveries SET status = 'cancelled', last_error = ? "
-                      "WHERE status IN ('pending') AND dedupe_key LIKE ?",
-                      [reason, key_prefix + "%"]).rowcount
+    """Cancel every pending row whose dedupe key starts with `key_prefix`."""
+    clause, args = _prefix(key_prefix)
+    return db.execute(f"UPDATE deliveries SET status = 'cancelled', last_error = ? "
+                      f"WHERE status = 'pending' AND {clause}", [reason, *args]).rowcount
+
+
+def cancel_for_member(db: Database, openid: str, kinds: tuple[str, ...], reason: str,
+                      key_prefix: str = "") -> int:
+    """Cancel a member's pending rows of some kinds (they turned reminders off)."""
+    clause, args = _prefix(key_prefix)
+    return db.execute(
+        f"UPDATE deliveries SET status = 'cancelled', last_error = ? WHERE openid = ? "
+        f"AND status = 'pending' AND kind IN ({','.join('?' * len(kinds))}) AND {clause}",
+        [reason, openid, *kinds, *args]).rowcount
 
 
 def pending_keys(db: Database, key_prefix: str) -> list[dict]:
+    clause, args = _prefix(key_prefix)
     return list(db.query("SELECT id, dedupe_key, openid, due_at, status FROM deliveries "
-                         "WHERE dedupe_key LIKE ? ORDER BY id", [key_prefix + "%"]))
+                         f"WHERE {clause} ORDER BY id", args))
+
+
+def pending_for_member(db: Database, openid: str, limit: int = 10) -> list[dict]:
+    """What is still to come for a member, soonest first."""
+    return list(db.query("SELECT * FROM deliveries WHERE openid = ? AND status IN "
+                         "('pending', 'sending') ORDER BY due_at, id LIMIT ?", [openid, limit]))
+
+
+def next_attempt(db: Database) -> datetime | None:
+    """When the soonest unsettled row is next due (None when nothing waits)."""
+    row = db.execute("SELECT min(next_attempt_at) FROM deliveries "
+                     "WHERE status IN ('pending', 'sending')").fetchone()
+    return from_db(row[0])
+
+
+def in_flight(db: Database) -> int:
+    """Rows claimed for sending and not yet settled."""
+    return db.execute("SELECT count(*) FROM deliveries WHERE status = 'sending'").fetchone()[0]
 
 
 def progress(db: Database, batch: str | None = None) -> dict[str, int]:
@@ -126,6 +224,25 @@ def batches(db: Database, limit: int = 20) -> list[dict]:
         " sum(status IN ('failed', 'unreachable', 'dropped')) failed, min(created_at) created_at"
         " FROM deliveries WHERE batch IS NOT NULL GROUP BY batch ORDER BY created_at DESC LIMIT ?",
         [limit]))
+
+
+def reasons(db: Database, batch: str | None = None, limit: int = 20) -> list[dict]:
+    """Why rows did not go out (or not yet): status, reason, count — for `bot.py deliveries`."""
+    where, args = ("AND batch = ?", [batch]) if batch else ("", [])
+    return list(db.query(
+        "SELECT status, last_error reason, count(*) count FROM deliveries WHERE "
+        "(status IN ('failed', 'unreachable', 'dropped', 'cancelled') OR "
+        f"(status = 'pending' AND last_error IS NOT NULL)) {where} "
+        "GROUP BY status, last_error ORDER BY count DESC LIMIT ?", [*args, limit]))
+
+
+def by_kind(db: Database) -> list[dict]:
+    """Counts per kind and status, for rows outside broadcasts (reminders, replies, notices)."""
+    return list(db.query(
+        "SELECT kind, count(*) total, sum(status = 'sent') sent,"
+        " sum(status IN ('pending', 'sending')) pending,"
+        " sum(status IN ('failed', 'unreachable', 'dropped')) failed,"
+        " sum(status = 'cancelled') cancelled FROM deliveries GROUP BY kind ORDER BY kind"))
 
 
 def for_member(db: Database, openid: str, limit: int = 20) -> list[dict]:

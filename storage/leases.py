@@ -28,3 +28,13 @@ def release(db: Database, name: str, owner: str) -> None:
 def holder(db: Database, name: str, now: datetime) -> str | None:
     row = db.execute("SELECT owner, expires_at FROM leases WHERE name = ?", [name]).fetchone()
     return row[0] if row and row[1] > to_db(now) else None
+
+
+def take_over(db: Database, name: str, dead_owner: str, owner: str, ttl: timedelta,
+              now: datetime) -> bool:
+    """Take a lease whose holder is known to be dead, without waiting for it to run out.
+
+    Succeeds only if `dead_owner` still holds it (two successors cannot both win).
+    """
+    return db.execute("UPDATE leases SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
+                      [owner, to_db(now + ttl), name, dead_owner]).rowcount > 0

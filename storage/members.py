@@ -30,6 +30,12 @@ def touch(db: Database, openid: str, now: datetime, *, subscribed: bool | None =
                    [stamp, openid])
 
 
+def mark_unsubscribed(db: Database, openid: str, now: datetime) -> None:
+    """WeChat said the member no longer follows the account (errcode 43004): stop pushing."""
+    db.execute("UPDATE members SET subscribed = 0, unsubscribed_at = ? WHERE openid = ? "
+               "AND subscribed = 1", [to_db(now), openid])
+
+
 def get(db: Database, openid: str) -> dict | None:
     rows = list(db.query("SELECT * FROM members WHERE openid = ?", [openid]))
     return rows[0] if rows else None

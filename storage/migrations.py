@@ -100,6 +100,13 @@ def m004_console(db: Database) -> None:
     db["audit"].create_index(["at"])
 
 
+@migrations()
+def m020_sched_claims(db: Database) -> None:
+    # Who claimed a 'sending' row: a successor frees a dead sender's claims at once.
+    db["deliveries"].add_column("claimed_by", str)
+    db["deliveries"].create_index(["openid", "status"])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

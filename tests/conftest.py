@@ -56,6 +56,9 @@ def make_app(settings):
     yield make
     for app in apps:
         app.extensions["chengcheng"].executor.shutdown(wait=True)
+    from storage import close_thread_connections
+
+    close_thread_connections()  # this thread's connections to the test's database files
 
 
 @pytest.fixture
@@ -109,6 +112,7 @@ class LiveServer:
 
     def stop(self) -> None:
         self.server.close()
+        self.server.task_dispatcher.shutdown()  # its threads hold database connections
 
 
 @pytest.fixture

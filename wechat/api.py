@@ -49,10 +49,12 @@ class WeChatAPIError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later: busy, quota, 5xx, timeouts."""
+        """Worth retrying later: busy, quota, 5xx, timeouts, a garbled answer, a token
+        that went stale again between refresh and retry."""
         if self.errcode is None:
-            return self.http_status is None or self.http_status >= 500
-        return self.errcode in TRANSIENT_ERRORS
+            return self.http_status is None or self.http_status in (200, 429) \
+                or self.http_status >= 500
+        return self.errcode in TRANSIENT_ERRORS or self.errcode in TOKEN_ERRORS
 
     @property
     def token_problem(self) -> bool:
@@ -74,6 +76,7 @@ class WeChatAPI:
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
         self.calls = 0  # outbound calls, for benchmarks
+        self.token_fetches = 0
 
     # --- transport -----------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -105,23 +108,29 @@ class WeChatAPI:
         return data
 
     # --- access token --------------------------------------------------------------------
-    def access_token(self, *, force: bool = False, rejected: str | None = None) -> str:
-        """A valid token from the shared cache, fetching a new one only when needed."""
+    def access_token(self, *, rejected: str | None = None) -> str:
+        """A valid token from the shared cache, fetched only when missing, expired or rejected.
+
+        One process at a time fetches (a lease row); the others wait for its token. `rejected`
+        is a token WeChat just refused (40001/42001): it is never handed out again.
+        Raises WeChatAPIError when no token can be had.
+        """
         cached = self._cached()
-        if cached and not force and cached != rejected:
+        if cached and cached != rejected:
             return cached
         deadline = time.monotonic() + TOKEN_WAIT_SECONDS
+        owner = f"{self._owner}-{threading.get_ident()}"  # threads of one client compete too
         while True:
             db = self._db()
-            if leases.acquire(db, TOKEN_LEASE, self._owner, timedelta(seconds=30), self._now()):
+            if leases.acquire(db, TOKEN_LEASE, owner, timedelta(seconds=30), self._now()):
                 try:
                     cached = self._cached()
-                    if cached and cached != rejected and not (force and rejected is None):
+                    if cached and cached != rejected:
                         return cached  # another process refreshed it meanwhile
-                    return self._fetch(force=force or rejected is not None)
+                    return self._fetch(rejected)
                 finally:
-                    leases.release(db, TOKEN_LEASE, self._owner)
-            time.sleep(0.1)  # someone else is refreshing: wait for their token
+                    leases.release(db, TOKEN_LEASE, owner)
+            time.sleep(0.05)  # someone else is refreshing: wait for their token
             cached = self._cached()
             if cached and cached != rejected:
                 return cached
@@ -137,23 +146,35 @@ class WeChatAPI:
             return None
         return value["token"]
 
-    def _fetch(self, *, force: bool) -> str:
+    def _fetch(self, rejected: str | None) -> str:
+        """Ask WeChat for a token. The stable API is asked normally first (it returns the
+        current token while valid, without invalidating anyone's), and forced only when that
+        is the very token just rejected: forced refreshes are few per day."""
         s = self.settings
         if not (s.wechat_appid and s.wechat_secret):
             raise WeChatAPIError(None, "WECHAT_APPID/WECHAT_SECRET 未配置，无法调用微信接口")
         if s.wechat_stable_token:
-            data = self._request("POST", "/cgi-bin/stable_token", body={
-                "grant_type": "client_credential", "appid": s.wechat_appid,
-                "secret": s.wechat_secret, "force_refresh": force})
+            data = self._stable(force=False)
+            if rejected is not None and data["access_token"] == rejected:
+                data = self._stable(force=True)
         else:
             data = self._request("GET", "/cgi-bin/token", params={
                 "grant_type": "client_credential", "appid": s.wechat_appid,
                 "secret": s.wechat_secret})
-        expires = self._now() + timedelta(seconds=int(data.get("expires_in", 7200))) - TOKEN_EARLY
+        lifetime = timedelta(seconds=int(data.get("expires_in", 7200)))
+        expires = self._now() + lifetime - min(TOKEN_EARLY, lifetime / 2)
         kv.put(self._db(), TOKEN_KEY, json.dumps({"token": data["access_token"],
                                                   "expires_at": to_db(expires)}), self._now())
-        log.info("fetched a new access_token (stable=%s, force=%s)", s.wechat_stable_token, force)
+        self.token_fetches += 1
+        log.info("fetched an access_token (stable=%s, after rejection=%s)",
+                 s.wechat_stable_token, rejected is not None)
         return data["access_token"]
+
+    def _stable(self, *, force: bool) -> dict:
+        s = self.settings
+        return self._request("POST", "/cgi-bin/stable_token", body={
+            "grant_type": "client_credential", "appid": s.wechat_appid,
+            "secret": s.wechat_secret, "force_refresh": force})
 
     def call(self, method: str, path: str, body: dict | None = None,
              params: dict | None = None) -> dict:

@@ -1,0 +1,287 @@
+"""Many members sign up for one small activity at the same moment, through the real webhook.
+
+    .venv/bin/python bench/signup_load.py [--members 200] [--capacity 30] [--processes 3]
+                                          [--unguarded]
+
+--processes 0 runs one waitress server in this process (--unguarded switches the sign-up
+guard off there: the negative control, which must oversell); N > 0 starts N real
+`bot.py serve` processes on the same SQLite file. Prints requests, confirmed, waitlisted,
+errors and reply times. tests/test_signup_concurrency.py drives the same functions.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+WAITLIST = re.compile(r"候补第(\d+)位")
+FAKE_NOW = "2026-11-21 10:00"
+
+
+@dataclass
+class Outcome:
+    openid: str
+    status: int | None
+    text: str | None
+    seconds: float
+    error: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status == 200 and bool(self.text) and "报名成功" in self.text
+
+    @property
+    def position(self) -> int | None:
+        m = WAITLIST.search(self.text or "") if self.status == 200 else None
+        return int(m.group(1)) if m else None
+
+
+@dataclass
+class Figures:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def requests(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def confirmed(self) -> int:
+        return sum(o.confirmed for o in self.outcomes)
+
+    @property
+    def waitlisted(self) -> int:
+        return sum(o.position is not None for o in self.outcomes)
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.confirmed and o.position is None]
+
+    def percentile(self, q: float) -> float:
+        times = sorted(o.seconds for o in self.outcomes)
+        if not times:
+            return 0.0
+        return times[min(len(times) - 1, max(0, int(round(q / 100 * len(times))) - 1))]
+
+    def line(self, label: str = "") -> str:
+        times = [o.seconds for o in self.outcomes] or [0.0]
+        return (f"{label}requests={self.requests} confirmed={self.confirmed} "
+                f"waitlisted={self.waitlisted} errors={len(self.errors)} "
+                f"p50={statistics.median(times) * 1000:.0f}ms "
+                f"p99={self.percentile(99) * 1000:.0f}ms "
+                f"max={max(times) * 1000:.0f}ms")
+
+
+def hammer(urls: list[str], token: str, openids: list[str], text: str,
+           timeout: float = 30) -> Figures:
+    """Every openid sends `text` once, all released together (one thread each), spread
+    round-robin over `urls`. Each thread signs and posts like WeChat (WeChatClient)."""
+    from simulator.client import WeChatClient
+
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    gate = threading.Barrier(len(openids))
+
+    def one(n: int, openid: str) -> None:
+        client = WeChatClient(token, url=urls[n % len(urls)], timeout=timeout)
+        gate.wait()
+        t0 = time.perf_counter()
+        try:
+            result = client.text(openid, text)
+            outcome = Outcome(openid, result.status, result.text, time.perf_counter() - t0)
+        except Exception as exc:  # a refused or dropped connection is an error to count
+            outcome = Outcome(openid, None, None, time.perf_counter() - t0, repr(exc))
+        finally:
+            client._http.close()
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=one, args=(n, o)) for n, o in enumerate(openids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Figures(outcomes)
+
+
+class ThreadedServer:
+    """The app on waitress in a thread of this process, polling with poll() rather than
+    select(), so a test process with many open files still serves 200 connections.
+    Stopping ends the loop first and closes the sockets after, so no poll sees a closed fd."""
+
+    def __init__(self, app, threads: int = 32):
+        from waitress.server import create_server
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = create_server(app, host="127.0.0.1", port=self.port, threads=threads,
+                                    connection_limit=1000, asyncore_use_poll=True)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        from waitress import wasyncore
+
+        while not self._stop.is_set():
+            wasyncore.loop(timeout=0.05, map=self.server._map, use_poll=True, count=1)
+
+    def __enter__(self) -> "ThreadedServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from waitress import wasyncore
+
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
+        wasyncore.close_all(self.server._map)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_servers(count: int, data_dir: Path, token: str, *, fake_now: str = FAKE_NOW,
+                  threads: int = 16) -> list[tuple[subprocess.Popen, str]]:
+    """`python bot.py serve --no-scheduler` × count on one SQLite file; waits until each
+    answers /healthz. Returns (process, url) pairs; stop them with `stop_servers`.
+    Each server's stderr goes to server-PORT.log in the data directory."""
+    import requests
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    env.update(BOT_DATA_DIR=str(data_dir), WECHAT_TOKEN=token, BOT_FAKE_NOW=fake_now,
+               BOT_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        with open(Path(data_dir) / f"server-{port}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port),
+                 "--no-scheduler", "--threads", str(threads)],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        servers.append((proc, f"http://127.0.0.1:{port}"))
+    deadline = time.time() + 30
+    for proc, url in servers:
+        while True:
+            if proc.poll() is not None:
+                log = Path(data_dir) / f"server-{url.rsplit(':', 1)[1]}.log"
+                stop_servers(servers)
+                raise RuntimeError(f"server {url} exited: "
+                                   + log.read_text("utf-8", "replace")[-2000:])
+            try:
+                if requests.get(url + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                stop_servers(servers)
+                raise RuntimeError(f"server {url} did not start")
+            time.sleep(0.1)
+    return servers
+
+
+def stop_servers(servers: list[tuple[subprocess.Popen, str]]) -> None:
+    for proc, _ in servers:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc, _ in servers:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def prepare(db, now: datetime, tz, members_count: int, capacity: int,
+            title: str = "进博会青年突击队集训") -> tuple[int, list[str]]:
+    """One open activity a week ahead, and members who have bound name and unit."""
+    from datetime import timedelta
+
+    from activities import service
+    from storage import members
+    from storage.db import immediate
+
+    local = now.astimezone(tz).replace(hour=9, minute=0, second=0, microsecond=0)
+    activity_id = service.create_activity(
+        db, title=title, now=now, start=local + timedelta(days=7),
+        end=local + timedelta(days=7, hours=3), capacity=capacity, location="国家会展中心",
+        group="青春执法保障共同体", hours=3)
+    openids = [f"oLoad{n:05d}member" for n in range(members_count)]
+    with immediate(db):
+        for n, openid in enumerate(openids):
+            members.ensure(db, openid, now)
+            members.set_profile(db, openid, f"成员{n:03d}", "虹口区城管执法局", None, now)
+    return activity_id, openids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--capacity", type=int, default=30)
+    parser.add_argument("--processes", type=int, default=0)
+    parser.add_argument("--unguarded", action="store_true",
+                        help="negative control: switch the sign-up guard off (in-process only)")
+    args = parser.parse_args()
+    import logging
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    if args.unguarded and args.processes:
+        parser.error("--unguarded works with --processes 0 only")
+
+    from dataclasses import replace
+
+    from bot import create_app
+    from settings import Settings
+
+    token = "benchtoken"
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(wechat_token=token, data_dir=Path(tmp), fake_now=FAKE_NOW,
+                            log_level="WARNING").validated()
+        app = create_app(replace(settings, wechat_appid="wxbench",
+                                 wechat_api_base="http://127.0.0.1:9"))
+        rt = app.extensions["chengcheng"]
+        activity_id, openids = prepare(rt.db(), rt.clock.now(), settings.tz, args.members,
+                                       args.capacity)
+        servers, server = [], None
+        if args.processes:
+            servers = start_servers(args.processes, Path(tmp), token)
+            urls = [url for _, url in servers]
+        else:
+            server = ThreadedServer(app).__enter__()
+            urls = [server.url]
+        from activities import service
+
+        service.GUARD = not args.unguarded
+        try:
+            figures = hammer(urls, token, openids, "报名 进博会青年突击队集训")
+        finally:
+            service.GUARD = True
+            stop_servers(servers)
+            if server:
+                server.__exit__(None, None, None)
+        activity = service.get_activity(rt.db(), activity_id)
+        where = f"{args.processes} processes" if args.processes else "1 process, threads"
+        print(f"[{where}{', UNGUARDED' if args.unguarded else ''}] {figures.line()}")
+        print(f"database: confirmed={activity['confirmed']} (capacity {args.capacity}) "
+              f"waitlisted={activity['waitlisted']}")
+        rt.executor.shutdown(wait=True)
+
+
+if __name__ == "__main__":
+    main()

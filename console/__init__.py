@@ -1,0 +1,29 @@
+"""The organisers' web console under /admin: one blueprint per area inside the `console` gate."""
+from __future__ import annotations
+
+from flask import Flask
+
+from console.auth import bp, login_required
+
+_AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit")
+_nested: list[bool] = []
+
+
+def _nest_areas() -> None:
+    """Attach each area's blueprint to the gate once, whatever number of apps are built."""
+    import importlib
+
+    if _nested:
+        return
+    for name in _AREAS:
+        bp.register_blueprint(importlib.import_module(f"console.{name}").bp)
+    _nested.append(True)
+
+
+def init_app(app: Flask) -> None:
+    """Register the console on an app (bot.create_app calls this)."""
+    _nest_areas()
+    app.register_blueprint(bp)
+
+
+__all__ = ["init_app", "login_required", "bp"]

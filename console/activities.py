@@ -1,0 +1,271 @@
+"""活动报名: create, edit, open, close, cancel; the sign-up list; promote; export; check-in QR.
+
+Every rule lives in activities/service.py (the same functions the chat and the CLI call);
+this module only reads forms, calls them and shows the result.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import qrcode
+import qrcode.image.svg
+from flask import (Blueprint, abort, flash, redirect, render_template, request, send_file,
+                   url_for)
+from markupsafe import Markup
+
+from activities import ActivityError, ActivityNotFound, exports
+from activities import service as svc
+from clock import TimeFormatError, fmt_iso_local, from_db, parse_local
+from console.auth import actor, db, login_required, now, record, runtime
+from knowledge.data import load_alliance
+from privacy import mask_phone
+
+bp = Blueprint("activities", __name__, url_prefix="/activities")
+ROLE = "organiser"  # organisers and admins run activities and sign-ups
+SECTIONS = (("open", "报名中"), ("closed", "已截止"), ("draft", "草稿"), ("cancelled", "已取消"))
+
+
+class FormError(ValueError):
+    """A field an organiser typed cannot be read."""
+
+
+def _time(form, name: str, label: str):
+    text = (form.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_local(text, runtime().settings.tz)
+    except TimeFormatError as exc:
+        raise FormError(f"{label}格式不对，请用 YYYY-MM-DD HH:MM") from exc
+
+
+def _number(form, name: str, label: str, kind):
+    text = (form.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise FormError(f"{label}应为数字：{text}") from exc
+
+
+def read_form(form) -> dict:
+    """The activity fields as service.create_activity/update_activity take them."""
+    return {"title": form.get("title", ""), "group": form.get("group", ""),
+            "location": form.get("location", ""), "description": form.get("description", ""),
+            "start": _time(form, "start", "开始时间"), "end": _time(form, "end", "结束时间"),
+            "deadline": _time(form, "deadline", "报名截止时间"),
+            "capacity": _number(form, "capacity", "名额", int),
+            "hours": _number(form, "hours", "志愿时长", float) or 0}
+
+
+def form_of(activity: dict) -> dict:
+    """An activity as the form shows it (times in BOT_TIMEZONE for datetime-local inputs)."""
+    tz = runtime().settings.tz
+
+    def local(stamp):
+        return fmt_iso_local(from_db(stamp), tz).replace(" ", "T")
+
+    return {"title": activity["title"], "group": activity.get("grp") or "",
+            "location": activity.get("location") or "",
+            "description": activity.get("description") or "",
+            "start": local(activity.get("start_at")), "end": local(activity.get("end_at")),
+            "deadline": local(activity.get("deadline_at")),
+            "capacity": activity.get("capacity") if activity.get("capacity") is not None else "",
+            "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else ""}
+
+
+def group_names() -> list[str]:
+    """Suggestions for the group field: the five 共同体 and the union."""
+    return [f"{g['name']}共同体" for g in load_alliance().get("groups") or []] + ["工会"]
+
+
+@bp.app_template_filter("hours")
+def hours_filter(value) -> str:
+    """Volunteer hours as members read them: 2.5, 3 (never 3.0)."""
+    return svc.fmt_hours(value)
+
+
+def qr_svg(text: str) -> Markup:
+    """The text as a QR code, inline SVG (no image files, no network)."""
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    return Markup(img.to_string(encoding="unicode"))
+
+
+def _activity_or_404(activity_id: int) -> dict:
+    try:
+        return svc.get_activity(db(), activity_id)
+    except ActivityNotFound:
+        abort(404)
+
+
+def _view(activity: dict) -> dict:
+    tz = runtime().settings.tz
+    return {**activity, "when": svc.when(activity, tz), "where": svc.where(activity),
+            "left": svc.places_left(activity),
+            "status_words": svc.STATUS_WORDS.get(activity["status"], activity["status"])}
+
+
+@bp.get("/")
+@login_required(role=ROLE)
+def index():
+    rows = [_view(a) for a in svc.list_activities(db())]
+    sections = [(key, words, [a for a in rows if a["status"] == key]) for key, words in SECTIONS]
+    return render_template("console/activities.html", sections=sections)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required(role=ROLE)
+def new():
+    values = {"status": "open"}
+    if request.method == "POST":
+        values = dict(request.form)
+        try:
+            fields = read_form(request.form)
+            status = "draft" if request.form.get("status") == "draft" else "open"
+            activity_id = svc.create_activity(db(), now=now(), status=status,
+                                              created_by=actor(), **fields)
+        except (FormError, ActivityError) as exc:
+            return render_template("console/activity_form.html", values=values, error=str(exc),
+                                   groups=group_names(), activity=None), 400
+        record("新建活动", f"活动 {activity_id}", fields["title"])
+        flash("活动已发布，成员现在可以报名。" if status == "open" else "已保存为草稿。", "ok")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    return render_template("console/activity_form.html", values=values, error=None,
+                           groups=group_names(), activity=None)
+
+
+@bp.route("/<int:activity_id>/edit", methods=["GET", "POST"])
+@login_required(role=ROLE)
+def edit(activity_id: int):
+    activity = _activity_or_404(activity_id)
+    if request.method == "POST":
+        try:
+            changes = read_form(request.form)
+            promoted = svc.update_activity(db(), activity_id, changes, now(),
+                                           runtime().settings.tz)
+        except (FormError, ActivityError) as exc:
+            return render_template("console/activity_form.html", values=dict(request.form),
+                                   error=str(exc), groups=group_names(), activity=activity), 400
+        record("修改活动", f"活动 {activity_id}", changes["title"])
+        if promoted:
+            runtime().wake_dispatcher()
+            flash(f"已保存。名额增加，{len(promoted)} 位候补已自动转正并收到通知。", "ok")
+        else:
+            flash("已保存。", "ok")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    return render_template("console/activity_form.html", values=form_of(activity), error=None,
+                           groups=group_names(), activity=activity)
+
+
+@bp.get("/<int:activity_id>")
+@login_required(role=ROLE)
+def detail(activity_id: int):
+    activity = _view(_activity_or_404(activity_id))
+    signups = svc.signup_list(db(), activity_id)
+    for s in signups:
+        s["phone_masked"] = mask_phone(s.get("phone"))
+        s["status_words"] = svc.SIGNUP_WORDS.get(s["status"], s["status"])
+    code = activity.get("checkin_code")
+    return render_template(
+        "console/activity.html", a=activity, signups=signups,
+        live=[s for s in signups if s["status"] != "cancelled"],
+        cancelled=[s for s in signups if s["status"] == "cancelled"],
+        checked_in=sum(1 for s in signups if s["checked_in_at"] and s["status"] == "confirmed"),
+        qr=qr_svg(f"签到 {code}") if code and activity["status"] != "cancelled" else None,
+        formats=exports.FORMATS)
+
+
+@bp.post("/<int:activity_id>/status")
+@login_required(role=ROLE)
+def status(activity_id: int):
+    _activity_or_404(activity_id)
+    action = request.form.get("action")
+    database, moment, tz = db(), now(), runtime().settings.tz
+    try:
+        if action == "open":
+            svc.open_activity(database, activity_id, moment)
+            message, words = "已开放报名。", "开放报名"
+        elif action == "close":
+            svc.close_activity(database, activity_id, moment)
+            message, words = "已截止报名，已报名的成员不受影响。", "截止报名"
+        elif action == "cancel":
+            reason = (request.form.get("reason") or "").strip()[:100] or None
+            told = svc.cancel_activity(database, activity_id, moment, tz, reason)
+            runtime().wake_dispatcher()
+            message, words = f"活动已取消，正在通知已报名的 {len(told)} 位成员。", "取消活动"
+        else:
+            abort(400)
+    except ActivityError as exc:
+        flash(str(exc), "bad")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    record(words, f"活动 {activity_id}", request.form.get("reason") if action == "cancel" else None)
+    flash(message, "ok")
+    return redirect(url_for(".detail", activity_id=activity_id))
+
+
+@bp.post("/<int:activity_id>/signups/<int:signup_id>/promote")
+@login_required(role=ROLE)
+def promote(activity_id: int, signup_id: int):
+    _activity_or_404(activity_id)
+    signup = next((s for s in svc.signup_list(db(), activity_id) if s["id"] == signup_id), None)
+    if signup is None:
+        abort(404)
+    add_place = request.form.get("add_place") == "1"
+    try:
+        svc.promote(db(), signup_id, actor(), now(), runtime().settings.tz, add_place=add_place)
+    except svc.ActivityFull:
+        flash("名额已满：勾选“增加一个名额”才能让这位候补转正。", "warn")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    except ActivityError as exc:
+        flash(str(exc), "bad")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    runtime().wake_dispatcher()
+    record("候补转正", f"活动 {activity_id} 报名 {signup_id}", "增加一个名额" if add_place else None)
+    flash("已转正，并已通知该成员。", "ok")
+    return redirect(url_for(".detail", activity_id=activity_id))
+
+
+@bp.post("/<int:activity_id>/signups/<int:signup_id>/hours")
+@login_required(role=ROLE)
+def hours(activity_id: int, signup_id: int):
+    _activity_or_404(activity_id)
+    if not any(s["id"] == signup_id for s in svc.signup_list(db(), activity_id)):
+        abort(404)
+    try:
+        value = _number(request.form, "hours", "志愿时长", float)
+        svc.correct_hours(db(), signup_id, value, request.form.get("reason", ""), actor(), now())
+    except (FormError, ActivityError) as exc:
+        flash(str(exc), "bad")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    record("更正时长", f"活动 {activity_id} 报名 {signup_id}",
+           f"{svc.fmt_hours(value)} 小时；原因：{request.form.get('reason', '').strip()}")
+    flash("志愿时长已更正，更正记录已保存。", "ok")
+    return redirect(url_for(".detail", activity_id=activity_id))
+
+
+@bp.post("/<int:activity_id>/export")
+@login_required(role=ROLE)
+def export(activity_id: int):
+    """CSV or XLSX of the sign-up list; phones masked unless revealed (and the reveal is logged)."""
+    activity = _activity_or_404(activity_id)
+    fmt = request.form.get("format", "csv")
+    if fmt not in exports.FORMATS:
+        abort(400)
+    reveal = request.form.get("reveal") == "1"
+    header, rows = svc.export_rows(db(), activity_id, runtime().settings.tz, reveal=reveal)
+    record("导出名单（显示手机号）" if reveal else "导出名单", f"活动 {activity_id}",
+           f"{fmt.upper()}，{len(rows)} 人" + ("，手机号完整显示" if reveal else "，手机号已隐藏"))
+    name = f"报名名单-{activity_id}-{activity['title'][:20]}.{fmt}"
+    if fmt == "csv":
+        data = exports.to_csv(header, rows).encode("utf-8-sig")
+        return send_file(io.BytesIO(data), mimetype="text/csv; charset=utf-8",
+                         as_attachment=True, download_name=name)
+    with tempfile.TemporaryDirectory() as tmp:
+        caption = f"{activity['title']}（{svc.when(activity, runtime().settings.tz)}）"
+        path = exports.to_xlsx(header, rows, Path(tmp) / "export.xlsx", caption=caption)
+        data = path.read_bytes()
+    return send_file(io.BytesIO(data), as_attachment=True, download_name=name,
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

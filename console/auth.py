@@ -1,0 +1,276 @@
+"""The console's gate: login and logout, session expiry, login-attempt limits, roles, CSRF.
+
+Every /admin request passes `gate()` first: anything but the login page and the static files
+needs a live session, and every POST needs the session's CSRF token (form field or header).
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template,
+                   request, session, url_for)
+from markupsafe import Markup
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from clock import fmt_iso_local, fmt_local, from_db
+from storage import admins, audit
+
+log = logging.getLogger(__name__)
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+MAX_FAILED = 5  # wrong passwords in a row before the account locks
+LOCK_FOR = timedelta(minutes=15)
+MAX_SESSION = timedelta(hours=12)  # a session ends this long after login, however busy
+PUBLIC = {"console.login", "console.static"}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+MIN_PASSWORD = 8
+ROLE_NAMES = {"admin": "管理员", "organiser": "组织者"}
+UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+UPLOAD_ENDPOINTS = {"console.knowledge.upload"}
+_dummy_hash: list[str] = []
+
+
+def runtime():
+    return current_app.extensions["chengcheng"]
+
+
+def db():
+    return runtime().db()
+
+
+def now():
+    return runtime().clock.now()
+
+
+def hash_password(password: str) -> str:
+    """Raises ValueError for a password too short to keep anyone out."""
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"密码至少 {MIN_PASSWORD} 位")
+    return generate_password_hash(password)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_field() -> Markup:
+    return Markup('<input type="hidden" name="csrf" value="%s">') % csrf_token()
+
+
+def _csrf_ok() -> bool:
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf") or ""
+    expected = session.get("csrf") or ""
+    return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def _wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def _idle_limit() -> timedelta:
+    return timedelta(minutes=runtime().settings.console_idle_minutes)
+
+
+def _password_stamp(password_hash: str) -> str:
+    """Kept in the (signed, readable) session cookie: a new password ends old sessions, and the
+    cookie reveals nothing of the hash."""
+    key = current_app.secret_key.encode()
+    return hmac.new(key, password_hash.encode(), "sha256").hexdigest()[:20]
+
+
+def current_admin() -> dict | None:
+    """The logged-in account, or None (and the session cleared) when it expired or was removed."""
+    admin_id = session.get("admin_id")
+    if not admin_id:
+        return None
+    stamp = now().timestamp()
+    seen, started = session.get("seen", 0), session.get("login_at", 0)
+    row = admins.get(db(), admin_id)
+    expired = (stamp - seen > _idle_limit().total_seconds()
+               or stamp - started > MAX_SESSION.total_seconds())
+    if expired or row is None or _password_stamp(row["password_hash"]) != session.get("pw"):
+        session.clear()
+        g.session_expired = expired
+        return None
+    session["seen"] = stamp
+    return {"id": row["id"], "name": row["name"], "role": row["role"]}
+
+
+def allowed(admin: dict | None, role: str | tuple[str, ...] | None) -> bool:
+    """Admins may do everything; other roles only what a view names."""
+    if admin is None:
+        return False
+    if role is None or admin["role"] == "admin":
+        return True
+    return admin["role"] in ((role,) if isinstance(role, str) else role)
+
+
+def login_required(view=None, *, role: str | tuple[str, ...] | None = None):
+    """Deny the view to anyone without a live session (login page) or without the role (403)."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            admin = g.get("admin")
+            if admin is None:
+                return _to_login()
+            if not allowed(admin, role):
+                abort(403)
+            return fn(*args, **kwargs)
+        wrapped.required_role = role
+        return wrapped
+    return decorate(view) if view is not None else decorate
+
+
+def _to_login():
+    """Pages send the browser to the login page; posts and JSON calls get a 403."""
+    if _wants_json():
+        return jsonify(error="请先登录"), 403
+    if request.method not in SAFE_METHODS:
+        abort(403)
+    if g.get("session_expired"):
+        flash("登录已过期，请重新登录。", "warn")
+    return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console, never another site (open redirect)."""
+    if target:
+        parts = urlsplit(target)
+        if (not parts.scheme and not parts.netloc and target.startswith("/admin")
+                and "\\" not in target and not target.startswith("//")):
+            return target
+    return url_for("console.dashboard.index")
+
+
+def actor() -> str:
+    """The logged-in account's name (for created_by / updated_by / promoted_by)."""
+    return g.admin["name"]
+
+
+def record(action: str, target: str | None = None, detail: str | None = None) -> None:
+    """One audit line in the name of the logged-in account."""
+    admin = g.get("admin")
+    audit.record(db(), admin["name"] if admin else "-", action, target, detail, now())
+
+
+@bp.before_request
+def gate():
+    if request.endpoint == "console.static":
+        return None
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        request.max_content_length = UPLOAD_MAX_BYTES
+    g.admin = current_admin()
+    if request.endpoint not in PUBLIC and g.admin is None:
+        return _to_login()
+    if request.method not in SAFE_METHODS and not _csrf_ok():
+        log.warning("console: CSRF check failed on %s", request.path)
+        if request.endpoint == "console.login":
+            return render_template("console/login.html", error="页面已过期，请重新输入。",
+                                   name=""), 400
+        if _wants_json():
+            return jsonify(error="安全校验失败，请刷新页面后重试"), 403
+        return render_template("console/error.html", code=403,
+                               words="安全校验失败：页面已过期，请刷新后重试"), 403
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(403)
+@bp.errorhandler(404)
+def error_page(exc):
+    """Console errors as a console page, in words for organisers (not the webhook's)."""
+    words = {400: "请求有误，请返回重试", 403: "没有权限", 404: "没有这个页面"}[exc.code]
+    return render_template("console/error.html", code=exc.code, words=words), exc.code
+
+
+@bp.after_request
+def no_store(resp):
+    """Console pages hold member data: browsers and proxies must not keep copies."""
+    resp.headers.setdefault("Cache-Control", "no-store")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return resp
+
+
+@bp.app_context_processor
+def helpers() -> dict:
+    return {"csrf_field": csrf_field, "role_names": ROLE_NAMES,
+            "tz_name": runtime().settings.timezone}
+
+
+@bp.app_template_global()
+def can(role: str | tuple[str, ...] | None) -> bool:
+    return allowed(g.get("admin"), role)
+
+
+@bp.app_template_filter("when")
+def when_filter(stamp: str | None, year: bool = False) -> str:
+    """A stored UTC time as organisers read it (BOT_TIMEZONE)."""
+    return fmt_local(from_db(stamp), runtime().settings.tz, year=year) if stamp else "—"
+
+
+@bp.app_template_filter("when_iso")
+def when_iso_filter(stamp: str | None) -> str:
+    return fmt_iso_local(from_db(stamp), runtime().settings.tz) if stamp else ""
+
+
+def _check(name: str, password: str) -> tuple[dict | None, str | None, int]:
+    """(account, error words, status). Unknown names cost the same hash check as known ones."""
+    database, moment = db(), now()
+    row = admins.by_name(database, name) if name else None
+    if row and (until := admins.locked_until(row, moment)):
+        minutes = max(1, int((until - moment).total_seconds() // 60) + 1)
+        return None, f"登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试。", 429
+    if not _dummy_hash:
+        _dummy_hash.append(generate_password_hash(secrets.token_hex(8)))
+    ok = check_password_hash(row["password_hash"] if row else _dummy_hash[0], password or "")
+    if row and ok:
+        admins.record_success(database, row["id"])
+        return row, None, 200
+    if row:
+        until = admins.record_failure(database, row["id"], moment, max_failed=MAX_FAILED,
+                                      lock_for=LOCK_FOR)
+        lock_minutes = int(LOCK_FOR.total_seconds() // 60)
+        audit.record(database, row["name"], "登录失败", None,
+                     f"连续失败，账号锁定 {lock_minutes} 分钟" if until else None, moment)
+        if until:
+            return None, f"登录失败次数过多，账号已锁定，请 {lock_minutes} 分钟后再试。", 429
+    return None, "用户名或密码错误。", 401
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        if g.admin:
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("console/login.html", error=None, name="")
+    name = request.form.get("name", "").strip()[:64]
+    row, error, status = _check(name, request.form.get("password", ""))
+    if row is None:
+        return render_template("console/login.html", error=error, name=name), status
+    session.clear()  # a fresh session (and CSRF token) for the new login: no fixation
+    stamp = now().timestamp()
+    session.update(admin_id=row["id"], login_at=stamp, seen=stamp,
+                   pw=_password_stamp(row["password_hash"]))
+    csrf_token()
+    g.admin = {"id": row["id"], "name": row["name"], "role": row["role"]}
+    record("登录")
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    record("退出")
+    session.clear()
+    flash("已退出登录。", "ok")
+    return redirect(url_for("console.login"))

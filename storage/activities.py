@@ -1,0 +1,230 @@
+"""Activities, sign-ups and hour corrections: every SQL statement for them lives here.
+
+Callers own the transaction: the domain functions in activities/service.py wrap these
+in `immediate()` so a read-then-write is one unit.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from clock import to_db
+
+LIVE = ("confirmed", "waitlisted")
+ACTIVITY_FIELDS = ("title", "grp", "description", "location", "start_at", "end_at",
+                   "deadline_at", "capacity", "hours", "status", "checkin_code", "source_key",
+                   "created_by")
+_COUNTS = ("(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
+           "AND s.status = 'confirmed') AS confirmed, "
+           "(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
+           "AND s.status = 'waitlisted') AS waitlisted")
+
+
+def _one(db: Database, sql: str, args: list) -> dict | None:
+    rows = list(db.query(sql, args))
+    return rows[0] if rows else None
+
+
+# --- activities -------------------------------------------------------------------------
+
+def insert_activity(db: Database, values: dict, now: datetime) -> int:
+    """Insert one activity; `values` uses the column names (times already as DB text)."""
+    cols = [c for c in ACTIVITY_FIELDS if c in values]
+    marks = ", ".join("?" * (len(cols) + 2))
+    cur = db.execute(f"INSERT INTO activities({', '.join(cols)}, created_at, updated_at) "
+                     f"VALUES ({marks})", [values[c] for c in cols] + [to_db(now), to_db(now)])
+    return cur.lastrowid
+
+
+def insert_activity_if_new(db: Database, values: dict, now: datetime) -> bool:
+    """Insert unless an activity with the same source_key exists (default drafts)."""
+    cols = [c for c in ACTIVITY_FIELDS if c in values]
+    marks = ", ".join("?" * (len(cols) + 2))
+    cur = db.execute(f"INSERT OR IGNORE INTO activities({', '.join(cols)}, created_at, "
+                     f"updated_at) VALUES ({marks})",
+                     [values[c] for c in cols] + [to_db(now), to_db(now)])
+    return cur.rowcount > 0
+
+
+def update_activity(db: Database, activity_id: int, values: dict, now: datetime) -> None:
+    cols = [c for c in ACTIVITY_FIELDS if c in values]
+    if not cols:
+        return
+    sets = ", ".join(f"{c} = ?" for c in cols)
+    db.execute(f"UPDATE activities SET {sets}, updated_at = ? WHERE id = ?",
+               [values[c] for c in cols] + [to_db(now), activity_id])
+
+
+def set_status(db: Database, activity_id: int, status: str, now: datetime) -> None:
+    db.execute("UPDATE activities SET status = ?, updated_at = ? WHERE id = ?",
+               [status, to_db(now), activity_id])
+
+
+def get_activity(db: Database, activity_id: int) -> dict | None:
+    """One activity with its confirmed and waitlisted counts."""
+    return _one(db, f"SELECT a.*, {_COUNTS} FROM activities a WHERE a.id = ?", [activity_id])
+
+
+def list_activities(db: Database, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    where, args = "", []
+    if statuses:
+        where = f"WHERE a.status IN ({', '.join('?' * len(statuses))})"
+        args = list(statuses)
+    return list(db.query(f"SELECT a.*, {_COUNTS} FROM activities a {where} "
+                         "ORDER BY a.start_at IS NULL, a.start_at, a.id", args))
+
+
+def open_for_signup(db: Database, now: datetime) -> list[dict]:
+    """Open activities whose sign-up deadline (or start) is still ahead."""
+    return list(db.query(
+        f"SELECT a.*, {_COUNTS} FROM activities a WHERE a.status = 'open' "
+        "AND COALESCE(a.deadline_at, a.start_at) > ? ORDER BY a.start_at, a.id", [to_db(now)]))
+
+
+def searchable(db: Database, since: datetime) -> list[dict]:
+    """Non-draft activities starting after `since` (what a member may name in '报名 …')."""
+    return list(db.query(
+        f"SELECT a.*, {_COUNTS} FROM activities a WHERE a.status != 'draft' "
+        "AND a.start_at >= ? ORDER BY a.start_at, a.id", [to_db(since)]))
+
+
+def checkin_code_taken(db: Database, code: str) -> bool:
+    return db.execute("SELECT 1 FROM activities WHERE checkin_code = ? AND status != 'cancelled'",
+                      [code]).fetchone() is not None
+
+
+def by_checkin_code(db: Database, code: str) -> list[dict]:
+    return list(db.query("SELECT * FROM activities WHERE upper(checkin_code) = upper(?) "
+                         "ORDER BY status = 'cancelled', start_at DESC", [code]))
+
+
+# --- sign-ups ---------------------------------------------------------------------------
+
+def insert_signup(db: Database, activity_id: int, openid: str, status: str,
+                  now: datetime) -> int:
+    """Raises sqlite3.IntegrityError when the member already has a live sign-up (signups_live)."""
+    stamp = to_db(now)
+    cur = db.execute(
+        "INSERT INTO signups(activity_id, openid, status, created_at, confirmed_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [activity_id, openid, status, stamp, stamp if status == "confirmed" else None])
+    return cur.lastrowid
+
+
+def count_confirmed(db: Database, activity_id: int) -> int:
+    return db.execute("SELECT count(*) FROM signups WHERE activity_id = ? AND status = 'confirmed'",
+                      [activity_id]).fetchone()[0]
+
+
+def count_waitlisted(db: Database, activity_id: int) -> int:
+    return db.execute("SELECT count(*) FROM signups WHERE activity_id = ? "
+                      "AND status = 'waitlisted'", [activity_id]).fetchone()[0]
+
+
+def waitlist_position(db: Database, signup_id: int) -> int | None:
+    """1-based place in the waitlist (first come, first served by sign-up id)."""
+    row = db.execute(
+        "SELECT s.status, (SELECT count(*) FROM signups w WHERE w.activity_id = s.activity_id "
+        "AND w.status = 'waitlisted' AND w.id <= s.id) FROM signups s WHERE s.id = ?",
+        [signup_id]).fetchone()
+    return row[1] if row and row[0] == "waitlisted" else None
+
+
+def first_waitlisted(db: Database, activity_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM signups WHERE activity_id = ? AND status = 'waitlisted' "
+                    "ORDER BY id LIMIT 1", [activity_id])
+
+
+def get_signup(db: Database, signup_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM signups WHERE id = ?", [signup_id])
+
+
+def live_signup(db: Database, activity_id: int, openid: str) -> dict | None:
+    return _one(db, "SELECT * FROM signups WHERE activity_id = ? AND openid = ? "
+                    "AND status != 'cancelled'", [activity_id, openid])
+
+
+def confirm(db: Database, signup_id: int, now: datetime, promoted_by: str | None) -> None:
+    db.execute("UPDATE signups SET status = 'confirmed', confirmed_at = ?, promoted_by = ? "
+               "WHERE id = ?", [to_db(now), promoted_by, signup_id])
+
+
+def cancel(db: Database, signup_id: int, now: datetime) -> None:
+    db.execute("UPDATE signups SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
+               [to_db(now), signup_id])
+
+
+def check_in(db: Database, signup_id: int, now: datetime, hours: float | None) -> None:
+    db.execute("UPDATE signups SET checked_in_at = ?, hours = ? WHERE id = ?",
+               [to_db(now), hours, signup_id])
+
+
+def set_hours(db: Database, signup_id: int, hours: float) -> None:
+    db.execute("UPDATE signups SET hours = ? WHERE id = ?", [hours, signup_id])
+
+
+def live_signups_of_activity(db: Database, activity_id: int) -> list[dict]:
+    return list(db.query("SELECT * FROM signups WHERE activity_id = ? AND status != 'cancelled' "
+                         "ORDER BY id", [activity_id]))
+
+
+def member_upcoming(db: Database, openid: str, now: datetime) -> list[dict]:
+    """The member's live sign-ups for activities that have not ended, soonest first."""
+    return list(db.query(
+        "SELECT s.id AS signup_id, s.status AS signup_status, s.created_at AS signed_up_at, "
+        "s.checked_in_at, s.hours AS credited_hours, "
+        "(SELECT count(*) FROM signups w WHERE w.activity_id = s.activity_id "
+        " AND w.status = 'waitlisted' AND w.id <= s.id) AS position, a.* "
+        "FROM signups s JOIN activities a ON a.id = s.activity_id "
+        "WHERE s.openid = ? AND s.status != 'cancelled' "
+        "AND COALESCE(a.end_at, a.start_at) >= ? ORDER BY a.start_at, s.id",
+        [openid, to_db(now)]))
+
+
+def activity_signups(db: Database, activity_id: int) -> list[dict]:
+    """Every sign-up of an activity with the member's profile, in sign-up order."""
+    return list(db.query(
+        "SELECT s.*, m.name, m.unit, m.phone, "
+        "(SELECT count(*) FROM signups w WHERE w.activity_id = s.activity_id "
+        " AND w.status = 'waitlisted' AND w.id <= s.id) AS position "
+        "FROM signups s LEFT JOIN members m ON m.openid = s.openid "
+        "WHERE s.activity_id = ? ORDER BY s.id", [activity_id]))
+
+
+def hours_total(db: Database, openid: str) -> tuple[float, int]:
+    """(hours, activities) credited to a member: confirmed sign-ups with hours recorded."""
+    row = db.execute(
+        "SELECT COALESCE(sum(s.hours), 0), count(*) FROM signups s "
+        "JOIN activities a ON a.id = s.activity_id WHERE s.openid = ? AND s.status = 'confirmed' "
+        "AND s.hours IS NOT NULL AND s.hours > 0 AND a.status != 'cancelled'", [openid]).fetchone()
+    return float(row[0]), row[1]
+
+
+def service_records(db: Database, openid: str) -> list[dict]:
+    """What a volunteer record lists: attended or credited activities, oldest first."""
+    return list(db.query(
+        "SELECT s.id AS signup_id, s.checked_in_at, s.hours AS credited_hours, "
+        "a.id AS activity_id, a.title, a.grp, a.created_by, a.location, a.start_at, a.end_at, "
+        "a.hours AS planned_hours FROM signups s JOIN activities a ON a.id = s.activity_id "
+        "WHERE s.openid = ? AND s.status = 'confirmed' AND a.status != 'cancelled' "
+        "AND (s.checked_in_at IS NOT NULL OR s.hours IS NOT NULL) ORDER BY a.start_at, s.id",
+        [openid]))
+
+
+# --- hour corrections -------------------------------------------------------------------
+
+def insert_correction(db: Database, signup_id: int, old_hours: float | None, new_hours: float,
+                      reason: str, actor: str, now: datetime) -> int:
+    cur = db.execute("INSERT INTO hour_corrections(signup_id, old_hours, new_hours, reason, "
+                     "actor, at) VALUES (?, ?, ?, ?, ?, ?)",
+                     [signup_id, old_hours, new_hours, reason, actor, to_db(now)])
+    return cur.lastrowid
+
+
+def corrections(db: Database, signup_ids: list[int]) -> list[dict]:
+    if not signup_ids:
+        return []
+    marks = ", ".join("?" * len(signup_ids))
+    return list(db.query(f"SELECT * FROM hour_corrections WHERE signup_id IN ({marks}) "
+                         "ORDER BY id", signup_ids))

@@ -1,0 +1,89 @@
+"""A real `python bot.py worker` killed with SIGKILL in the middle of a broadcast, then restarted:
+every member gets the notice, and only a message on the wire at the kill can arrive twice."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from runtime import Runtime
+from scheduler import broadcast
+from settings import Settings
+from storage import deliveries, members
+from tests.conftest import APPID, SECRET, TOKEN
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBERS = 80
+RATE = 40  # sends per second: the broadcast takes about 2 s, long enough to kill it mid-way
+WIRE = 30  # the member whose message is on the wire at the kill
+
+
+def start_worker(env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "bot.py", "worker"], cwd=ROOT, env=env,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_kill_9_mid_broadcast_then_restart_delivers_every_message(tmp_path, fake_api):
+    settings = Settings(wechat_token=TOKEN, wechat_appid=APPID, wechat_secret=SECRET,
+                        wechat_api_base=fake_api.url, data_dir=tmp_path / "data").validated()
+    rt = Runtime(settings)
+    openids = [f"oCrash{i:05d}" for i in range(MEMBERS)]
+    for openid in openids:
+        members.touch(rt.db(), openid, rt.clock.now())
+    queued = broadcast.queue(rt, "今晚8点系统维护，请提前保存工作")
+    assert queued.count == MEMBERS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "WECHAT_"))}
+    env.update(BOT_DATA_DIR=str(settings.data_dir), WECHAT_API_BASE=fake_api.url,
+               WECHAT_APPID=APPID, WECHAT_SECRET=SECRET, WECHAT_TOKEN=TOKEN,
+               BOT_SEND_RATE=str(RATE), BOT_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    # the 31st send hangs at WeChat for a second: the kill lands while it is on the wire
+    fake_api.inject("/cgi-bin/message/custom/send", delay=1.0, openid=openids[WIRE])
+    first = start_worker(env, tmp_path / "worker1.log")
+    try:
+        # the hanging request has reached WeChat once its fault is taken
+        wait_for(lambda: not fake_api._faults, 30, "the 31st send to reach WeChat")
+        time.sleep(0.1)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    time.sleep(1.0)  # WeChat finishes the request the dead worker never heard back from
+
+    db = rt.db()
+    got_before = Counter(m["openid"] for m in fake_api.inbox())
+    claimed = [r for r in deliveries.with_prefix(db, f"notice:{queued.batch}:")
+               if r["status"] == "sending"]
+    on_the_wire = [r for r in claimed if r["openid"] in got_before]  # reached WeChat, unrecorded
+    assert 0 < len(got_before) < MEMBERS, "the kill should land mid-broadcast"
+    assert claimed, "the killed worker held claims"
+
+    second = start_worker(env, tmp_path / "worker2.log")
+    try:
+        wait_for(lambda: deliveries.progress(db, queued.batch) == {"sent": MEMBERS}, 30,
+                 "the restarted worker to finish")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=15) == 0
+    assert "worker 已停止" in (tmp_path / "worker2.log").read_text()
+
+    got = Counter(m["openid"] for m in fake_api.inbox())
+    assert set(got) == set(openids)  # nobody lost
+    duplicates = sum(got.values()) - MEMBERS
+    assert duplicates == len(on_the_wire) == 1  # only the message in flight at the kill
+    assert got[openids[WIRE]] == 2
+    print(f"\nkill -9 after {sum(got_before.values())} of {MEMBERS} sent; {len(claimed)} claimed, "
+          f"{len(on_the_wire)} on the wire; after restart all {MEMBERS} delivered, "
+          f"{duplicates} duplicate(s)")
