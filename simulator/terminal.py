@@ -14,13 +14,17 @@ POLL_SECONDS = 2.0
 
 
 def run(settings: Settings, *, url: str | None, openid: str) -> None:
-    app = None
+    app = scheduler = fake = None
     if url is None:
-        from bot import create_app
+        from bot import _local_fake_wechat, create_app
+        from scheduler import start_in_process
 
+        if not settings.wechat_appid:
+            fake, settings = _local_fake_wechat(settings)
         app = create_app(settings)
         rt = app.extensions["chengcheng"]
         token = rt.token
+        scheduler = start_in_process(rt)  # pushes (promotions, reminders) show up here too
         client = WeChatClient(token, app=app, aes_key=settings.wechat_aes_key or None,
                               appid=settings.wechat_appid)
         click.echo(f"（本进程内运行，数据：{settings.db_path}）")
@@ -57,9 +61,14 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
             else:
                 click.echo("助手 > " + (result.text or "（无回复）"))
             if app is not None:
+                time.sleep(0.5)  # give the dispatcher a moment to send what the message caused
                 _show_local_pushes(app, openid)
     finally:
         stop.set()
+        if scheduler:
+            scheduler.stop()
+        if fake:
+            fake.stop()
 
 
 _seen: set[int] = set()

@@ -1,0 +1,139 @@
+"""The command line and the settings, as a newcomer and an organiser meet them."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+import requests
+from click.testing import CliRunner
+
+from bot import cli
+from settings import Settings, SettingsError, parse_offsets
+from simulator.client import WeChatClient
+from storage import connect, kv
+from tests.conftest import APPID, ROOT, SECRET, TOKEN, free_port
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def all_commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out = []
+    for name, command in group.commands.items():
+        out.append((prefix + name, command))
+        if isinstance(command, click.Group):
+            out += all_commands(command, prefix + name + " ")
+    return out
+
+
+def test_every_command_has_help():
+    commands = all_commands(cli)
+    names = {name for name, _ in commands}
+    assert {"serve", "ask", "chat", "menu push", "ingest", "activity add", "signups",
+            "volunteer-record", "broadcast", "deliveries", "worker", "admin add",
+            "fake-wechat"} <= names
+    for name, command in commands:
+        assert (command.help or "").strip(), f"`{name}` has no help"
+        result = CliRunner().invoke(cli, [*name.split(), "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_every_setting_is_read_from_the_environment_and_listed_in_the_readme():
+    env_names = set(re.findall(r'"((?:WECHAT|BOT)_[A-Z_]+)"', (ROOT / "settings.py").read_text()))
+    assert {"WECHAT_TOKEN", "WECHAT_AES_KEY", "WECHAT_APPID", "WECHAT_SECRET", "WECHAT_API_BASE",
+            "BOT_DATA_DIR", "BOT_TIMEZONE", "BOT_REMINDER_OFFSETS"} <= env_names
+    for name in env_names:
+        assert f"`{name}`" in README, f"{name} missing from the README's settings table"
+
+
+def test_settings_defaults_and_parsing(tmp_path):
+    s = Settings.from_env({})
+    assert s.wechat_api_base == "https://api.weixin.qq.com" and s.timezone == "Asia/Shanghai"
+    assert s.data_dir == Path("./data") and s.reminder_offsets == parse_offsets("24h,2h")
+    s = Settings.from_env({"WECHAT_API_BASE": "http://127.0.0.1:9/", "BOT_REMINDER_OFFSETS":
+                           "30m, 1d,90s", "BOT_DATA_DIR": str(tmp_path)})
+    assert s.wechat_api_base == "http://127.0.0.1:9"
+    assert [o.total_seconds() for o in s.reminder_offsets] == [86400, 1800, 90]
+    for bad in ({"BOT_TIMEZONE": "Mars/Base"}, {"WECHAT_AES_KEY": "short"},
+                {"BOT_REMINDER_OFFSETS": "soon"}, {"BOT_REPLY_BUDGET": "four"}):
+        with pytest.raises(SettingsError):
+            Settings.from_env(bad)
+
+
+def test_times_are_stored_in_utc_and_shown_in_bot_timezone():
+    from clock import fmt_local, from_db, parse_local, to_db
+
+    s = Settings.from_env({"BOT_TIMEZONE": "Asia/Shanghai"})
+    moment = parse_local("2026-05-01 09:30", s.tz)
+    assert to_db(moment) == "2026-05-01T01:30:00Z"
+    assert fmt_local(from_db("2026-05-01T01:30:00Z"), s.tz) == "5月1日(周五) 09:30"
+
+
+def test_ask_runs_one_message_through_the_router(settings):
+    env = {"BOT_DATA_DIR": str(settings.data_dir), "WECHAT_TOKEN": TOKEN}
+    result = CliRunner().invoke(cli, ["ask", "青春志愿服务谁牵头"], env=env)
+    assert result.exit_code == 0 and "奉贤" in result.output and "沪城管团〔2025〕2号" in result.output
+
+
+def test_menu_push_creates_the_menu_through_the_api(settings, fake_api):
+    env = {"BOT_DATA_DIR": str(settings.data_dir), "WECHAT_TOKEN": TOKEN, "WECHAT_APPID": APPID,
+           "WECHAT_SECRET": SECRET, "WECHAT_API_BASE": fake_api.url}
+    result = CliRunner().invoke(cli, ["menu", "push"], env=env)
+    assert result.exit_code == 0, result.output
+    menu = fake_api.menu
+    assert len(menu["button"]) == 3
+    keys = {b["key"] for top in menu["button"] for b in top.get("sub_button", [])}
+    assert {"SIGNUP", "MY_SIGNUPS", "HELP"} <= keys
+    assert all("command" not in b for top in menu["button"] for b in top["sub_button"])
+    fake_api.inject("/cgi-bin/menu/create", errcode=40016)
+    failed = CliRunner().invoke(cli, ["menu", "push"], env=env)
+    assert failed.exit_code != 0 and "菜单创建失败" in failed.output
+
+
+def test_development_token_is_generated_once_and_kept(tmp_path, fake_api):
+    from runtime import Runtime
+
+    s = Settings(data_dir=tmp_path, wechat_api_base=fake_api.url).validated()
+    first = Runtime(s)
+    second = Runtime(s)
+    assert first.using_dev_token and first.dev_token_created and not second.dev_token_created
+    assert first.token == second.token and len(first.token) == 32
+    first.executor.shutdown()
+    second.executor.shutdown()
+
+
+def test_the_readme_run_command_serves_webhook_simulator_and_pushes(tmp_path):
+    """`python bot.py` with nothing configured: waitress, a dev token, the simulator, a local
+    fake WeChat API for pushes, and the scheduler."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    env["BOT_DATA_DIR"] = str(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        assert requests.get(base + "/simulator", timeout=5).status_code == 200
+        token = kv.get(connect(tmp_path / "bot.db"), "dev_wechat_token")
+        client = WeChatClient(token, url=base)
+        assert "虹口" in client.text("oNewcomer01", "法治专研谁牵头").text
+        assert requests.post(base + "/simulator/send", json={"openid": "oNewcomer02",
+                                                             "text": "体检几月"},
+                             timeout=10).json()["reply"].count("9月") == 1
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert "Token" in out and token in out and "/simulator" in out
+    assert "fake WeChat API" in out
