@@ -22,7 +22,7 @@ from storage import knowledge as kb_store
 
 bp = Blueprint("knowledge", __name__, url_prefix="/knowledge")
 EDIT = "admin"
-PER_PAGE = 30
+PER_PAGE = 20
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 OTHER_SOURCE = "_other"
 MAX_ANSWER = 1500
