@@ -17,6 +17,7 @@ UNIGRAM_WEIGHT = 0.35  # a shared character says less than a shared word
 ANSWER_WEIGHT = 0.8  # a match in the answer counts a little less than in a phrasing
 BIG_INDEX = 5000  # from this size the first pass skips unigrams and very common bigrams
 COMMON_DF = 0.05
+FIRST_PASS_TERMS = 10  # in a big index, the rarest (most telling) terms of a question
 
 
 def terms(text: str) -> list[str]:
@@ -81,7 +82,8 @@ class BM25Index:
             return found
         limit = COMMON_DF * self.n
         bigrams = [t for t in found if len(t) == 2 and self.df[t] <= limit]
-        return bigrams or [t for t in found if self.df[t] <= limit] or found
+        chosen = bigrams or [t for t in found if self.df[t] <= limit] or found
+        return sorted(chosen, key=lambda t: self.df[t])[:FIRST_PASS_TERMS]
 
     def ideal(self, text: str) -> float:
         """What a field made of exactly this text would roughly score: the normaliser."""
@@ -109,7 +111,10 @@ class BM25Index:
         for term in self._scored_terms(text):
             ids, _, _, best = self.postings[term]
             scores[ids] += best
-        k = min(k, self.n)
-        chosen = np.argpartition(-scores, k - 1)[:k]
+        touched = np.flatnonzero(scores)  # partition only these: ties at zero are slow
+        if not len(touched):
+            return []
+        k = min(k, len(touched))
+        chosen = touched[np.argpartition(-scores[touched], k - 1)[:k]]
         chosen = chosen[np.argsort(-scores[chosen])]
-        return [(int(i), float(scores[i])) for i in chosen if scores[i] > 0]
+        return [(int(i), float(scores[i])) for i in chosen]
