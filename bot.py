@@ -16,6 +16,7 @@ ERROR_WORDS = {400: "请求有误", 403: "签名校验失败", 404: "没有这�
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app on its SQLite file (created and migrated here). Never starts the scheduler."""
+    from console import init_app as init_console
     from runtime import Runtime
     from wechat.webhook import bp as wechat_bp
 
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         from simulator.web import bp as simulator_bp
 
         app.register_blueprint(simulator_bp)
-    _register_optional(app)
+    init_console(app)
     _register_errors(app)
 
     @app.get("/healthz")
@@ -49,30 +50,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _register_optional(app: Flask) -> None:
-    """Parts that live in their own folders (the organisers' console)."""
-    try:
-        from console import init_app as init_console
-    except ImportError:
-        return
-    init_console(app)
-
-
 def _register_errors(app: Flask) -> None:
     """Every error is a short answer without a traceback; WeChat only reads the status."""
     from werkzeug.exceptions import HTTPException
+
+    from console.auth import error_page as console_error_page
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         words = ERROR_WORDS.get(exc.code or 500, exc.name)
         detail = exc.description if exc.code == 400 and exc.description else ""
-        if request.path.startswith("/admin") and exc.code in (403, 404):
-            from flask import render_template
-
-            try:
-                return render_template("console/error.html", code=exc.code, words=words), exc.code
-            except Exception:  # the console may not be installed
-                pass
+        if request.path.startswith("/admin/") and exc.code in (400, 403, 404):
+            return console_error_page(exc)  # e.g. an unknown /admin URL, which no blueprint owns
         return f"{exc.code} {words}" + (f"：{detail}" if detail else ""), exc.code
 
     @app.errorhandler(Exception)
@@ -229,21 +218,18 @@ def fake_wechat(host: str, port: int, appid: str, secret: str) -> None:
     main(host=host, port=port, appid=appid, secret=secret)
 
 
-def _register_more_commands() -> None:
+def _register_feature_commands() -> None:
     """Commands that live with their feature (knowledge, activities, pushes, console)."""
-    import importlib
+    import activities.cli
+    import console.cli
+    import knowledge.cli
+    import scheduler.cli
 
-    for module in ("knowledge.cli", "activities.cli", "scheduler.cli", "console.cli"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue
-            raise
-        mod.register(cli)
+    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli):
+        feature.register(cli)
 
 
-_register_more_commands()
+_register_feature_commands()
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 DB_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -73,7 +73,3 @@ def fmt_local(moment: datetime | None, tz: ZoneInfo, *, year: bool = False) -> s
 def fmt_iso_local(moment: datetime | None, tz: ZoneInfo) -> str:
     """'2026-05-01 09:30' for exports and forms."""
     return "" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-def hours_between(a: datetime, b: datetime) -> float:
-    return (b - a) / timedelta(hours=1)

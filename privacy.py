@@ -12,13 +12,6 @@ def mask_phone(phone: str | None) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
-def mask_name(name: str | None) -> str:
-    """'张三丰' -> '张**'."""
-    if not name:
-        return ""
-    return name[0] + "*" * (len(name) - 1)
-
-
 def mask_openid(openid: str | None) -> str:
     """Enough to tell members apart in a log line, not enough to message them."""
     if not openid:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -156,8 +156,3 @@ class Settings:
         except ValueError as exc:
             raise SettingsError("BOT_FAKE_NOW 格式应为 YYYY-MM-DD HH:MM") from exc
         return local.replace(tzinfo=self.tz)
-
-
-def setting_names() -> list[str]:
-    """Field names, for the README check and `bot.py settings`."""
-    return [f.name for f in fields(Settings)]

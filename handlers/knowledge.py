@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from activities import service
 from handlers import words
 from handlers.router import Context, Reply
 from knowledge import engine_for
+from knowledge.calendar import load_items
 from knowledge.schedule import describe, parse_period
 from storage import dialogs
 from storage import knowledge as kb_store
@@ -47,8 +49,6 @@ def schedule(msg: Message, ctx: Context) -> Reply | None:
     period = parse_period(engine.normalize(msg.text), ctx.local_now)
     if period is None:
         return None
-    from knowledge.calendar import load_items
-
     return Reply(describe(period, load_items(), _activities_in(ctx, period), ctx.tz),
                  topic=f"schedule:{period.kind}", answered=True)
 
@@ -75,10 +75,6 @@ def ask(msg: Message, ctx: Context) -> Reply | None:
 
 def _activities_in(ctx: Context, period) -> list[dict]:
     """Published activities that start within the period (members can sign up to them)."""
-    try:
-        from activities import service
-    except ImportError:
-        return []
     out = []
     for activity in service.list_open(ctx.db, ctx.now):
         start = service.start_of(activity)

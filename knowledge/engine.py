@@ -86,6 +86,7 @@ class Corpus:
         self.passages = passages
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
+        self.passage_kinds = [facets.covered(p["text"]) for p in passages]
 
 
 class Engine:
@@ -213,12 +214,10 @@ class Engine:
         if len(content) < 3:
             return None
         asked = facets.asked(q)
-        for i, s in c.p_index.top(q, 5):
-            text = c.passage_norm[i]
-            coverage = _coverage(_weighted_grams(content, c.weights), text)
-            if coverage < PASSAGE_MIN_COVERAGE:
-                continue
-            if facets.missing(asked, facets.covered(c.passages[i]["text"])):
+        grams = _weighted_grams(content, c.weights)
+        for i, _ in c.p_index.top(q, 5):
+            coverage = _coverage(grams, c.passage_norm[i])
+            if coverage < PASSAGE_MIN_COVERAGE or facets.missing(asked, c.passage_kinds[i]):
                 continue
             p = c.passages[i]
             cite = f"《{p['title']}》" + (f"（{p['doc_no']}）" if p.get("doc_no") else "")

@@ -54,23 +54,20 @@ class BM25Index:
         avg_a = float(a_len[: self.n].mean()) if self.n else 1.0
         self.idf = {t: math.log(1 + (self.n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
         self.df = df
-        raw: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+        raw: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         for i, (tq, ta) in enumerate(fields):
             nq = K1 * (1 - B + B * q_len[i] / (avg_q or 1.0))
             na = K1 * (1 - B + B * a_len[i] / (avg_a or 1.0))
             for term in tq.keys() | ta.keys():
                 scale = self.idf[term] * (UNIGRAM_WEIGHT if len(term) == 1 else 1.0) * (K1 + 1)
                 fq, fa = tq.get(term, 0), ta.get(term, 0)
-                ids, wq, wa = raw[term]
+                ids, ws = raw[term]
                 ids.append(i)
-                wq.append(scale * fq / (fq + nq) if fq else 0.0)
-                wa.append(scale * fa / (fa + na) if fa else 0.0)
-        self.postings = {}
-        for term, (ids, wq, wa) in raw.items():
-            wq_arr = np.asarray(wq, dtype=np.float32)
-            wa_arr = np.asarray(wa, dtype=np.float32)
-            self.postings[term] = (np.asarray(ids, dtype=np.int32), wq_arr, wa_arr,
-                                   np.maximum(wq_arr, ANSWER_WEIGHT * wa_arr))
+                # per term, the better of its phrasing weight and its discounted answer weight
+                ws.append(max(scale * fq / (fq + nq) if fq else 0.0,
+                              ANSWER_WEIGHT * scale * fa / (fa + na) if fa else 0.0))
+        self.postings = {term: (np.asarray(ids, dtype=np.int32), np.asarray(ws, dtype=np.float32))
+                         for term, (ids, ws) in raw.items()}
         self._big = self.n >= BIG_INDEX
 
     def query_terms(self, text: str) -> list[str]:
@@ -109,8 +106,8 @@ class BM25Index:
             return []
         scores = np.zeros(self.n, dtype=np.float32)
         for term in self._scored_terms(text):
-            ids, _, _, best = self.postings[term]
-            scores[ids] += best
+            ids, weights = self.postings[term]
+            scores[ids] += weights
         touched = np.flatnonzero(scores)  # partition only these: ties at zero are slow
         if not len(touched):
             return []

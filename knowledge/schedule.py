@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from knowledge.calendar import QUARTER_MONTHS, when_words
 from knowledge.data import QUARTER_WORDS
 
 CN_MONTHS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
@@ -36,10 +37,7 @@ class Period:
 
     @property
     def months(self) -> list[int]:
-        if self.kind == "month":
-            return [self.number]
-        start = (self.number - 1) * 3 + 1
-        return [start, start + 1, start + 2]
+        return [self.number] if self.kind == "month" else QUARTER_MONTHS[self.number]
 
 
 def parse_period(text: str, today: datetime) -> Period | None:
@@ -77,8 +75,7 @@ def describe(period: Period, items: list, activities: list[dict], tz) -> str:
         item_months = set(item.months or [])
         if item.kind == "alliance":
             if item_months & months:
-                when = "、".join(QUARTER_WORDS[q] for q in (getattr(item, "quarters", None) or []))
-                alliance_lines.append(f"· {item.name}（{when}）")
+                alliance_lines.append(f"· {item.name}（{when_words(item)}）")
             continue
         if item.all_year and item.recurrence != "quarterly":
             standing.append(item.name)

@@ -40,6 +40,8 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
     stop = threading.Event()
     if url:
         threading.Thread(target=_poll_pushes, args=(url, openid, stop), daemon=True).start()
+    else:
+        seen = _latest_push(app, openid)  # show only what this session causes
     try:
         while True:
             try:
@@ -62,7 +64,7 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
                 click.echo("助手 > " + (result.text or "（无回复）"))
             if app is not None:
                 time.sleep(0.5)  # give the dispatcher a moment to send what the message caused
-                _show_local_pushes(app, openid)
+                seen = _show_local_pushes(app, openid, seen)
     finally:
         stop.set()
         if scheduler:
@@ -71,17 +73,22 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
             fake.stop()
 
 
-_seen: set[int] = set()
-
-
-def _show_local_pushes(app, openid: str) -> None:
+def _latest_push(app, openid: str) -> int:
     from simulator.web import pushed_since
 
     with app.app_context():
-        for m in pushed_since(openid, 0):
-            if m["id"] not in _seen:
-                _seen.add(m["id"])
-                click.echo("【推送】" + m["text"])
+        return max((m["id"] for m in pushed_since(openid, 0)), default=0)
+
+
+def _show_local_pushes(app, openid: str, after: int) -> int:
+    """Print pushes newer than `after`; returns the new cursor."""
+    from simulator.web import pushed_since
+
+    with app.app_context():
+        for m in pushed_since(openid, after):
+            click.echo("【推送】" + m["text"])
+            after = max(after, m["id"])
+    return after
 
 
 def _poll_pushes(url: str, openid: str, stop: threading.Event) -> None:

@@ -178,12 +178,6 @@ def cancel_for_member(db: Database, openid: str, kinds: tuple[str, ...], reason:
         [reason, openid, *kinds, *args]).rowcount
 
 
-def pending_keys(db: Database, key_prefix: str) -> list[dict]:
-    clause, args = _prefix(key_prefix)
-    return list(db.query("SELECT id, dedupe_key, openid, due_at, status FROM deliveries "
-                         f"WHERE {clause} ORDER BY id", args))
-
-
 def pending_for_member(db: Database, openid: str, limit: int = 10) -> list[dict]:
     """What is still to come for a member, soonest first."""
     return list(db.query("SELECT * FROM deliveries WHERE openid = ? AND status IN "

@@ -81,15 +81,6 @@ def subscribed_openids(db: Database) -> list[str]:
         "SELECT openid FROM members WHERE subscribed = 1 ORDER BY openid")]
 
 
-def reminder_audience(db: Database, topic: str) -> list[str]:
-    """Subscribed members who want reminders and either chose this topic or chose no topic."""
-    return [r[0] for r in db.execute(
-        "SELECT m.openid FROM members m WHERE m.subscribed = 1 AND m.reminders = 1 AND ("
-        " EXISTS (SELECT 1 FROM member_topics t WHERE t.openid = m.openid AND t.topic = ?)"
-        " OR NOT EXISTS (SELECT 1 FROM member_topics t WHERE t.openid = m.openid))"
-        " ORDER BY m.openid", [topic])]
-
-
 def in_group(db: Database, units: list[str]) -> list[str]:
     """Subscribed members whose unit mentions one of the given unit names (a 共同体's units)."""
     if not units:

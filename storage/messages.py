@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlite_utils import Database
 
@@ -74,8 +74,3 @@ def top_topics(db: Database, since: datetime, limit: int = 10) -> list[tuple[str
         "SELECT topic, count(*) c FROM messages WHERE answered = 1 AND topic IS NOT NULL "
         "AND created_at >= ? GROUP BY topic ORDER BY c DESC, topic LIMIT ?",
         [to_db(since), limit])]
-
-
-def stale_processing(db: Database, older_than: timedelta, now: datetime) -> list[dict]:
-    return list(db.query("SELECT * FROM messages WHERE status = 'processing' AND created_at < ?",
-                         [to_db(now - older_than)]))

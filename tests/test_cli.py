@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,10 +14,14 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from activities import service
 from bot import cli
+from handlers import pipeline
+from runtime import Runtime
 from settings import Settings, SettingsError, parse_offsets
-from simulator.client import WeChatClient
-from storage import connect, kv
+from simulator.client import WeChatClient, text_xml
+from storage import connect, kv, members
+from wechat.messages import parse
 from tests.conftest import APPID, ROOT, SECRET, TOKEN, free_port
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -96,8 +101,6 @@ def test_menu_push_creates_the_menu_through_the_api(settings, fake_api):
 
 
 def test_development_token_is_generated_once_and_kept(tmp_path, fake_api):
-    from runtime import Runtime
-
     s = Settings(data_dir=tmp_path, wechat_api_base=fake_api.url).validated()
     first = Runtime(s)
     second = Runtime(s)
@@ -137,3 +140,34 @@ def test_the_readme_run_command_serves_webhook_simulator_and_pushes(tmp_path):
         out, _ = proc.communicate(timeout=15)
     assert "Token" in out and token in out and "/simulator" in out
     assert "fake WeChat API" in out
+
+
+def test_terminal_chat_answers_and_shows_what_is_pushed(tmp_path):
+    """`python bot.py chat` in-process: a member signs up, another cancels, the first is promoted
+    and sees the push in the terminal."""
+    settings = Settings(data_dir=tmp_path).validated()
+    rt = Runtime(settings)
+    db = rt.db()
+    now = rt.clock.now()
+    activity_id = service.create_activity(db, title="周末护河志愿活动", now=now,
+                                          start=now + timedelta(days=3), capacity=1,
+                                          location="苏州河")
+    service.open_activity(db, activity_id, now)
+    members.ensure(db, "sim-first-00", now)
+    service.sign_up(db, activity_id, "sim-first-00", now)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    env["BOT_DATA_DIR"] = str(tmp_path)
+    script = "/follow\n绑定 张三 静安区城管执法局\n报名 护河\n体检几月\n/quit\n"
+    chat = subprocess.run([sys.executable, str(ROOT / "bot.py"), "chat", "--openid", "sim-second-00"],
+                          input=script, capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+    assert chat.returncode == 0, chat.stderr
+    assert "候补第1位" in chat.stdout and "9月" in chat.stdout
+    # the first member cancels; the next chat session of the second one shows the promotion push
+    assert "已取消" in pipeline.handle(rt, parse(text_xml("sim-first-00", "取消报名")))
+    rt.executor.shutdown()
+    again = subprocess.run([sys.executable, str(ROOT / "bot.py"), "chat", "--openid",
+                            "sim-second-00"], input="我的报名\n/quit\n", capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=60)
+    pushes = [line for line in again.stdout.splitlines() if line.startswith("【推送】")]
+    assert len(pushes) == 1 and "周末护河志愿活动" in pushes[0]

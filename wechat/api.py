@@ -210,14 +210,3 @@ class WeChatAPI:
 
     def create_menu(self, menu: dict) -> dict:
         return self.call("POST", "/cgi-bin/menu/create", menu)
-
-    def followers(self) -> list[str]:
-        """Every follower's openid (/cgi-bin/user/get, 10,000 a page)."""
-        out, next_openid = [], ""
-        while True:
-            data = self.call("GET", "/cgi-bin/user/get", params={"next_openid": next_openid})
-            page = (data.get("data") or {}).get("openid") or []
-            out.extend(page)
-            next_openid = data.get("next_openid") or ""
-            if not page or not next_openid:
-                return out
