@@ -25,6 +25,7 @@ from knowledge.data import (DATA_DIR, Entry, KnowledgeDataError, Source, data_fi
                             entry_from_dict, load_entries, load_sources, load_synonyms)
 from knowledge.index import BM25Index, terms
 from knowledge.normalize import Normalizer
+from knowledge.spelling import Speller
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,20 @@ class Corpus:
         self.norm = normalizer
         nq = self.norm.normalize
         self.phrasings = [[nq(p) for p in e.phrasings] for e in entries]
+        self.exact: dict[str, list[int]] = {}
+        for i, ps in enumerate(self.phrasings):
+            for p in ps:
+                if i not in self.exact.setdefault(p, []):
+                    self.exact[p].append(i)
         self.phrasing_content = [[_content(p) or p for p in ps] for ps in self.phrasings]
         self.keywords = [[nq(k, fillers=False) for k in e.keywords] for e in entries]
         self.answer_norm = [nq(facets.stated(e.answer), fillers=False) for e in entries]
         self.full_text = ["".join(p) + "".join(k) + a for p, k, a in
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
+        topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
+        self.speller = Speller([p for ps in self.phrasings for p in ps] + topics,
+                               self.answer_norm, topics)
         self.weights = term_weights(self.full_text)
         self.index = BM25Index([(p + k, a) for p, k, a in
                                 zip(self.phrasings, self.keywords, self.answer_norm)])
@@ -87,6 +96,10 @@ class Corpus:
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
         self.passage_kinds = [facets.covered(p["text"]) for p in passages]
+
+    def query(self, text: str) -> str:
+        """A member's text in the form the index uses: normalised, typos and initials fixed."""
+        return self.norm.normalize(self.speller.correct(self.norm.normalize(text)))
 
 
 class Engine:
@@ -162,11 +175,11 @@ class Engine:
 
     # --- answering ------------------------------------------------------------------------
     def normalize(self, text: str) -> str:
-        return self.corpus.norm.normalize(text)
+        return self.corpus.query(text)
 
     def rank(self, question: str, k: int = 5) -> list[Candidate]:
         c = self.corpus
-        q = c.norm.normalize(question)
+        q = c.query(question)
         if len(q) < MIN_QUERY:
             return []
         asked = facets.asked(q)
@@ -209,7 +222,7 @@ class Engine:
         c = self.corpus
         if not c.passages:
             return None
-        q = c.norm.normalize(question)
+        q = c.query(question)
         content = _content(q)
         if len(content) < 3:
             return None

@@ -58,6 +58,10 @@ class Normalizer:
         self._pattern = re.compile("|".join(re.escape(v) for v, _ in pairs)) if pairs else None
         self._map = dict(pairs)
 
+    def canonical_forms(self) -> list[str]:
+        """The canonical words of the synonyms table (topics members name)."""
+        return sorted({c for _, c in self._pairs})
+
     def normalize(self, text: str, *, fillers: bool = True) -> str:
         text = strip_noise(fold(text))
         for word, digits in _DIGIT_WORDS.items():
