@@ -73,6 +73,7 @@ class Settings:
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
+    tappable_suggestions: bool = False  # BOT_TAPPABLE_SUGGESTIONS: weixin://bizmsgmenu links
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -119,6 +120,8 @@ class Settings:
             values["wechat_stable_token"] = _bool(env["WECHAT_STABLE_TOKEN"])
         if env.get("BOT_SIMULATOR", "").strip():
             values["simulator"] = _bool(env["BOT_SIMULATOR"])
+        if env.get("BOT_TAPPABLE_SUGGESTIONS", "").strip():
+            values["tappable_suggestions"] = _bool(env["BOT_TAPPABLE_SUGGESTIONS"])
         values.update(overrides)
         return cls(**values).validated()
 

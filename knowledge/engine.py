@@ -34,6 +34,18 @@ MIN_QUERY = 2  # a lone character or digit is not a question
 RELOAD_CHECK_SECONDS = 1.0
 SUGGEST_MIN = 0.22
 PASSAGE_MIN_COVERAGE = 0.85
+TIE_MARGIN = 0.001  # two answers this close are a real choice: ask, never pick silently
+GUESS_FLOOR = 0.08  # below the threshold by at most this much ...
+GUESS_LEAD = 0.10  # ... and this far ahead of the next: "你是不是想问「…」" with its answer
+FOREIGN_TOPIC = 0.2
+VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
+MAX_VIEWS = 6
+_CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然后|还有|另外|我想问一下|想问一下|想问问|想问下|请问|"
+                     r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
+WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
+          "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
+          "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
+          "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果"}
 _QUESTION_WORDS = re.compile(
     r"什么时候|啥时候|是什么|是啥|什么|啥|多少|哪个|哪些|哪家|哪里|哪儿|哪天|哪位|怎么样|怎么|咋|如何|"
     r"是否|是不是|有没有|能不能|会不会|可不可以|可以|谁|几月|几个|几|吗|么|的|了|是|有|在|和|与|及|都|要|"
@@ -47,6 +59,7 @@ class Candidate:
     similarity: float = 0.0
     coverage: float = 0.0
     novel: int = 0  # words of the question the whole knowledge base never uses
+    foreign: int = 0  # topics the question names (体检, 虹口) that this entry never mentions
     keyword: float = 0.0
     missing: set = field(default_factory=set)
     confidence: float = 0.0
@@ -59,8 +72,9 @@ class Answer:
     entry_id: str | None
     score: float
     confident: bool
-    kind: str  # entry | passage | decline
+    kind: str  # entry | guess | passage | choose | not_stated | decline
     suggestions: list[tuple[str, str]] = field(default_factory=list)  # (entry id, question)
+    missing: set = field(default_factory=set)  # not_stated: what the documents do not say
     candidates: list[Candidate] = field(default_factory=list)
 
 
@@ -87,15 +101,25 @@ class Corpus:
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
         topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
+        self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
+                              if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)},
+                             key=len, reverse=True)
+        self._topic_re = re.compile("|".join(map(re.escape, self.topics))) if self.topics else None
         self.speller = Speller([p for ps in self.phrasings for p in ps] + topics,
                                self.answer_norm, topics)
         self.weights = term_weights(self.full_text)
         self.index = BM25Index([(p + k, a) for p, k, a in
                                 zip(self.phrasings, self.keywords, self.answer_norm)])
         self.passages = passages
+        self.unit_shorts = sorted({e.keywords[0] for e in entries
+                                   if e.id.startswith("alliance-unit-") and e.keywords})
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
         self.passage_kinds = [facets.covered(p["text"]) for p in passages]
+
+    def topics_in(self, q: str) -> list[str]:
+        """The knowledge's topic words named in a query, longest first, without overlaps."""
+        return self._topic_re.findall(q) if self._topic_re else []
 
     def query(self, text: str) -> str:
         """A member's text in the form the index uses: normalised, typos and initials fixed."""
@@ -178,11 +202,36 @@ class Engine:
         return self.corpus.query(text)
 
     def rank(self, question: str, k: int = 5) -> list[Candidate]:
+        """Best entries for the message and for its clauses (a greeting or a self-introduction
+        must not bury the question); what it asks for comes from the whole message."""
         c = self.corpus
         q = c.query(question)
         if len(q) < MIN_QUERY:
             return []
         asked = facets.asked(q)
+        best: dict[str, Candidate] = {}
+        for n, view in enumerate(self._views(question, q)):
+            for cand in self._rank_view(view, asked, 1.0 if n == 0 else VIEW_DISCOUNT):
+                held = best.get(cand.entry.id)
+                if held is None or cand.confidence > held.confidence:
+                    best[cand.entry.id] = cand
+        return sorted(best.values(), key=lambda x: -x.confidence)[:k]
+
+    def _views(self, question: str, q: str) -> list[str]:
+        """The whole message, then its clauses and pairs of neighbouring clauses."""
+        c = self.corpus
+        clauses = [v for v in (c.query(part) for part in _CLAUSE.split(question))
+                   if len(_content(v)) >= 2]
+        views = [q]
+        if len(clauses) > 1:
+            pairs = [a + b for a, b in zip(clauses, clauses[1:])]
+            for v in [*reversed(clauses), *reversed(pairs)]:
+                if v not in views:
+                    views.append(v)
+        return views[:MAX_VIEWS]
+
+    def _rank_view(self, q: str, asked: set[str], scale: float) -> list[Candidate]:
+        c = self.corpus
         content = _content(q)
         query = content or q
         grams = _weighted_grams(content, c.weights)
@@ -190,6 +239,7 @@ class Engine:
         ideal = c.index.ideal(q)
         pool = {i: s / ideal for i, s in c.index.top(q, CANDIDATES)}
         ids = list(pool)
+        named = c.topics_in(q)
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
         for i, sim in zip(ids, sims):
@@ -197,24 +247,52 @@ class Engine:
             cand.coverage = _coverage(grams, c.full_text[i])
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             cand.missing = facets.missing(asked, c.kinds[i])
-            cand.confidence = _confidence(cand)
-            cand.relevance = _confidence(cand, penalties=False)
+            cand.foreign = sum(1 for t in named if t not in c.full_text[i])
+            cand.confidence = round(_confidence(cand) * scale, 4)
+            cand.relevance = round(_confidence(cand, penalties=False) * scale, 4)
             out.append(cand)
-        out.sort(key=lambda x: -x.confidence)
-        return out[:k]
+        return out
 
     def answer(self, question: str) -> Answer:
+        """The tiers, in order: an exact phrasing; a confident entry (unless a close rival
+        answers differently: then a choice); an entry that would answer but for a detail the
+        documents do not state ("没有找到…", with what they do state); a clear lead below the
+        threshold ("你是不是想问"); an ingested passage; a decline with suggestions."""
         self.reload_if_changed()
+        c = self.corpus
+        exact = c.exact.get(c.query(question), [])
+        if exact:
+            entries = [c.entries[i] for i in exact]
+            if len({e.answer for e in entries}) == 1:
+                return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry")
+            return Answer(None, None, 1.0, False, "choose",
+                          suggestions=[(e.id, e.question) for e in entries[:3]])
         ranked = self.rank(question, k=8)
-        if ranked and ranked[0].confidence >= self.threshold:
-            best = ranked[0]
+        best = ranked[0] if ranked else None
+        if best and best.confidence >= self.threshold:
+            rivals = [r for r in ranked[1:] if best.confidence - r.confidence < TIE_MARGIN
+                      and r.entry.answer != best.entry.answer]
+            if rivals:
+                return Answer(None, None, best.confidence, False, "choose",
+                              suggestions=[(r.entry.id, r.entry.question)
+                                           for r in [best, *rivals][:3]], candidates=ranked)
             return Answer(self.format(best.entry), best.entry.id, best.confidence, True,
                           "entry", candidates=ranked)
+        near = max(ranked, key=lambda r: r.relevance) if ranked else None
+        if near and near.missing and near.relevance >= self.threshold:
+            return Answer(self.format_not_stated(near.entry, near.missing), near.entry.id,
+                          near.relevance, False, "not_stated", candidates=ranked,
+                          missing=set(near.missing))
+        if best and not best.missing and best.confidence >= self.threshold - GUESS_FLOOR:
+            second = ranked[1].confidence if len(ranked) > 1 else 0.0
+            if best.confidence - second >= GUESS_LEAD:
+                return Answer(f"你是不是想问：「{best.entry.question}」\n" + self.format(best.entry),
+                              best.entry.id, best.confidence, True, "guess", candidates=ranked)
         passage = self._passage(question)
         if passage is not None:
             text, score, key = passage
             return Answer(text, f"passage:{key}", score, True, "passage", candidates=ranked)
-        return Answer(None, None, ranked[0].confidence if ranked else 0.0, False, "decline",
+        return Answer(None, None, best.confidence if best else 0.0, False, "decline",
                       suggestions=self._suggest(ranked), candidates=ranked)
 
     def _passage(self, question: str) -> tuple[str, float, str] | None:
@@ -252,6 +330,16 @@ class Engine:
         source = self.corpus.sources.get(entry.source)
         cite = source.citation if source else entry.source
         return f"{entry.answer}\n——出处：{cite}"
+
+    def format_not_stated(self, entry: Entry, missing: set[str]) -> str:
+        wanted = "、".join(dict.fromkeys(WANTED.get(m, m) for m in sorted(missing)))
+        return f"没有找到文件对{wanted}的说明。文件里写的是：\n" + self.format(entry)
+
+    def unit_short(self, unit: str) -> str | None:
+        """The alliance's short name for a member's registered unit (虹口区城管执法局 -> 虹口)."""
+        text = self.corpus.norm.normalize(unit, fillers=False)
+        hits = [s for s in self.corpus.unit_shorts if s and s in text]
+        return max(hits, key=len) if hits else None
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.corpus.by_id.get(entry_id)
@@ -346,5 +434,5 @@ def _confidence(c: Candidate, penalties: bool = True) -> float:
     score = (0.30 * min(c.bm25, 1.0) + 0.30 * c.similarity + 0.32 * c.coverage
              + 0.08 * c.keyword)
     if penalties:
-        score -= 0.5 * len(c.missing) + 0.15 * c.novel
+        score -= (1.0 if c.missing else 0.0) + 0.15 * c.novel + FOREIGN_TOPIC * c.foreign
     return round(max(0.0, score), 4)

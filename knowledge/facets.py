@@ -9,26 +9,37 @@ import re
 
 ASKS: dict[str, re.Pattern] = {
     "where": re.compile(r"哪里|哪儿|在哪(?![个些一])|去哪(?![个些一])|哪家(?!单位|工会)|什么地方|啥地方|"
-                        r"哪个城市|哪座城市|哪个地方|地点|地址|场地|位置|哪能看|哪里看|几楼|哪个教室|哪个街道|哪条路|"
-                        r"哪个酒店|哪个场馆"),
-    "clock": re.compile(r"几点|什么时间点|几时开始|几点钟"),
+                        r"哪个城市|哪座城市|哪个地方|地点|地址|场地|哪能看|哪里看|几楼|哪个教室|哪个街道|哪条路|"
+                        r"哪个酒店|哪个场馆|哪条|路线|哪所|哪些地方|哪些学校|哪些高校|哪些大学|具体地点|哪个医院|哪家医院|"
+                        r"线上还是线下|在哪儿"),
+    "clock": re.compile(r"几点(?![零0-9])|什么时间点|几时开始|几点钟"),
     "weekday": re.compile(r"每周几|星期几|周几|礼拜几"),
     "money": re.compile(r"多少钱|怎么算|咋算|费用|标准是多少|报销|工资|薪资|待遇|补贴|金额|几块钱|奖金|房租|租金|"
                         r"会费|团费|党费|罚多少|年终奖|绩效奖"),
     "procedure": re.compile(r"(?:怎么|怎样|如何|咋)(?:报名|办理|办|申请|参加|加入|领取|领|走|去|交|补办|补|弄|预约|登记)|"
                             r"流程|手续|需要什么|要带什么|需要带|需要交|要交什么|什么条件才能|去哪领|找谁"),
-    "person": re.compile(r"(?:队长|组长|主任|局长|书记|负责人|联系人)是谁|叫什么名字|名字叫|哪位领导"),
+    "person": re.compile(r"(?:队长|组长|主任|局长|书记|负责人|联系人|对接人)(?:是谁|叫啥|叫什么)|"
+                         r"哪位领导|对接人|联系人|评上的是谁|评上了谁|都是谁|是哪些人"),
     "contact": re.compile(r"电话|号码|联系方式|手机号|邮箱|微信号"),
-    "item": re.compile(r"发什么|送什么|什么礼物|啥礼物|礼品|领什么|发啥|送啥"),
+    "item": re.compile(r"发什么|送什么|什么礼物|啥礼物|礼品|领什么|发啥|送啥|饮料|电影票|送的是什么|发的是什么|"
+                       r"什么东西|慰问金|购物卡|什么菜|菜单"),
     "count": re.compile(r"多少(?!钱)|几个|几家|几次|几项|几名|几篇|几人|几位|几届|几期|几所|几条|几类|几场|几份|几起|几套"),
     "ordinal": re.compile(r"第几"),
     "when": re.compile(r"什么时候|啥时候|何时|几月|哪个月|哪月|几号|哪天|哪一天|几季度|哪个季度|什么时间|啥时间|日期|哪年|多久|几时"),
+    "duration": re.compile(r"几天|多少天|多久|多长时间|几个小时|几小时|几节课|几周|几个月|多少个小时"),
+    "permission": re.compile(r"能带|可以带|能不能带|带家属|带孩子|带小孩|家属能|家属可以|能线上|可以线上|"
+                             r"收费吗|免费吗|要钱吗|要不要钱|收不收费|要交钱|几岁|年龄|多大的|能请假|算不算加班|"
+                             r"能报销|可以报销|发不发|有没有补贴|有补贴"),
+    "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
+    "result": re.compile(r"实际|最后|最终|到底|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|"
+                         r"谁获得|得主|结果出来|出来了吗"),
+    "date": re.compile(r"具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
     "who": re.compile(r"谁|哪个单位|哪些单位|哪家单位|哪个部门|哪些部门|哪个处|哪些处|牵头|负责|领头|主办|哪个工会|哪些工会"),
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
 STRICT = ("where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "procedure",
-          "person", "contact")
+          "person", "contact", "duration", "permission", "score", "result", "date")
 
 _MEASURE = ("个|名|人|起|次|篇|家|项|份|场|套|辆|件|块|期|所|户|张|条|类|学时|学分|平方米|万|亿|%|％|"
             "余|届|支|批|周年|大|本|号")
@@ -37,7 +48,8 @@ _HAS = {
                        r"暑期|寒假|暑假|春节|国庆|五一|两节|[一二三四五六七八九十]+月"),
     "count": re.compile(rf"\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE})|\d+-\d+"),
     "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+"),
-    "where": re.compile(r"地点|位于|会场|场馆|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
+    "where": re.compile(r"地点|位于|会场|场馆|省|县|镇|街道|园区|软件园|湾城|赴|前往|"
+                        r"(?<![上海本全])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
                         r"大厦|酒店|学校|大学|高校|公众号|网站|平台|版块|专栏|app|APP|课堂)"),
     "clock": re.compile(r"\d{1,2}[:：点]\d{0,2}"),
     "weekday": re.compile(r"周[一二三四五六日天]|星期[一二三四五六日天]"),
@@ -47,10 +59,20 @@ _HAS = {
     "procedure": re.compile(r"报名方式|报名渠道|流程|手续|申请方式|办理方式|登录|扫码|联系所在|向所在"),
     "person": re.compile(r"担任|书记|负责人|委员(?!会)|主任|局长|召集人"),
     "contact": re.compile(r"\d{7,}"),
+    "duration": re.compile(r"\d+\s*(?:天|小时|课时|学时|周|个月|年)|[一二三四五六七八九十两]+(?:天|小时|周|个月|年)|"
+                           r"每[年季月周天]|全年|常态"),
+    "permission": re.compile(r"可以带|允许|不得|不能|免费|自愿|须|必须|限"),
+    "score": re.compile(r"\d+\s*分(?!钟|之)"),
+    "result": re.compile(r"完成|已|累计|共计|实现|达到|获|评为|评出|拆除|查处|办结|受理|采纳|推报|获得|成功"),
+    "date": re.compile(r"\d{1,2}月\d{1,2}日|\d+日|\d+号|第[一二三四五\d]周"),
 }
 _NOT_STATED = re.compile(r"[^。；\n]*(?:未写|没有写|没写|未说明|没有说明|没说|未提及|没有提到|未提到|未明确|没有明确|"
                          r"并未|未列出|没有列出|没有给出|未给出|不涉及|没有具体|未载明|没有规定|未规定|未作|没有作|"
                          r"未公布|没有公布|暂无)[^。；\n]*[。；]?")
+
+
+_PLAN = re.compile(r"计划|将|拟|目标|力争|要求|准备")
+_DONE = re.compile(r"完成|已|累计|实现|共计")
 
 
 def asked(question: str) -> set[str]:
@@ -72,6 +94,8 @@ def covered(answer: str, declared: list[str] | None = None) -> set[str]:
     """Kinds an answer can answer: declared in the data, plus what its text shows."""
     text = stated(answer)
     kinds = {kind for kind, pattern in _HAS.items() if pattern.search(text)}
+    if "result" in kinds and _PLAN.search(text) and not _DONE.search(text):
+        kinds.discard("result")  # "2024年计划拆除480块" is a target, not what happened
     for kind in declared or []:
         if kind in STRICT and not _HAS[kind].search(text):
             continue  # a declared 'where' with no place in the text is a slip, not a fact

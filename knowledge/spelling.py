@@ -21,6 +21,8 @@ from pypinyin import Style, pinyin
 MAX_WINDOW = 4
 MIN_INITIALS = 2
 WORD_MIN_FREQ = 10  # jieba's list also holds rare misspellings (拉圾: 3)
+# particles and pronouns sound like many things; a "typo" there is nearly always a real word
+FUNCTION_CHARS = set("的地得在再是事有由那哪么吗嘛呢啊吧了又也就还和跟与或及个各这着者几己已以")
 _LATIN = re.compile(r"[a-z]+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -57,9 +59,9 @@ class Speller:
     (words that pinyin initials may stand for)."""
 
     def __init__(self, vocabulary: list[str], text: list[str], topics: list[str]):
-        grams: Counter = Counter()
+        grams: Counter = Counter(t for t in topics if 2 <= len(t) <= MAX_WINDOW)
         for phrase in vocabulary:
-            for n in range(2, MAX_WINDOW + 1):
+            for n in range(3, MAX_WINDOW + 1):
                 grams.update(phrase[i:i + n] for i in range(len(phrase) - n + 1))
         for passage in text:
             for n in (3, MAX_WINDOW):
@@ -99,6 +101,9 @@ class Speller:
                 if len(window) < n or window in self._all_text or window in words:
                     continue
                 fixed = self._sound_alike(window)
+                if fixed and any(a != b and (a in FUNCTION_CHARS or b in FUNCTION_CHARS)
+                                 for a, b in zip(window, fixed)):
+                    fixed = None
                 if fixed and any(a != b and any(s < i or e > i + n or e - s >= n
                                                 for s, e in spans[i + k])
                                  for k, (a, b) in enumerate(zip(window, fixed))):
