@@ -63,7 +63,7 @@ class Candidate:
     keyword: float = 0.0
     missing: set = field(default_factory=set)
     confidence: float = 0.0
-    relevance: float = 0.0  # the confidence before the facet penalties: for suggestions
+    relevance: float = 0.0  # the confidence but for the asked-for facets: suggestions, not-stated
 
 
 @dataclass
@@ -267,7 +267,7 @@ class Engine:
                 return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry")
             return Answer(None, None, 1.0, False, "choose",
                           suggestions=[(e.id, e.question) for e in entries[:3]])
-        ranked = self.rank(question, k=8)
+        ranked = self.rank(question, k=CANDIDATES)
         best = ranked[0] if ranked else None
         if best and best.confidence >= self.threshold:
             rivals = [r for r in ranked[1:] if best.confidence - r.confidence < TIE_MARGIN
@@ -433,6 +433,7 @@ def _novel(content: str, weights: dict[str, float]) -> int:
 def _confidence(c: Candidate, penalties: bool = True) -> float:
     score = (0.30 * min(c.bm25, 1.0) + 0.30 * c.similarity + 0.32 * c.coverage
              + 0.08 * c.keyword)
-    if penalties:
-        score -= (1.0 if c.missing else 0.0) + 0.15 * c.novel + FOREIGN_TOPIC * c.foreign
+    score -= 0.15 * c.novel + FOREIGN_TOPIC * c.foreign
+    if penalties and c.missing:
+        score -= 1.0  # a detail the entry cannot give: never answered with the entry
     return round(max(0.0, score), 4)
