@@ -1,7 +1,7 @@
 """The router's one list of handlers, in the order they are tried."""
 from __future__ import annotations
 
-from handlers import basic, knowledge, more
+from handlers import basic, chitchat, knowledge, more
 from handlers import profile, signup
 from handlers import broadcast, reminders
 from handlers.router import Context, Reply, Router
@@ -35,6 +35,7 @@ def build_router() -> Router:
     r.add(reminders.mine)
     r.add(more.more)
     r.add(basic.help_)
+    r.add(chitchat.reply)  # 谢谢, 收到, 👍, a bare number with no list pending
     r.add(knowledge.schedule)  # "这个月有什么活动": relative to today
     r.add(knowledge.ask)  # everything else: the knowledge base, or "没有找到"
     r.add(basic.fallback)

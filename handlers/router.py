@@ -81,6 +81,9 @@ class Router:
 
     def dispatch(self, msg: Message, ctx: Context) -> Reply:
         """First handler whose answer is not None; an exception is logged, the member is answered."""
+        from handlers.commands import normalise
+
+        msg = normalise(msg)  # 报明 -> 报名, 签倒 123456 -> 签到 123456
         for route in self.routes:
             if msg.type not in route.types:
                 continue

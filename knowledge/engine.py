@@ -38,6 +38,7 @@ TIE_MARGIN = 0.001  # two answers this close are a real choice: ask, never pick 
 GUESS_FLOOR = 0.08  # below the threshold by at most this much ...
 GUESS_LEAD = 0.10  # ... and this far ahead of the next: "你是不是想问「…」" with its answer
 FOREIGN_TOPIC = 0.2
+NOT_STATED_OFF_TOPIC = 0.1  # a question naming none of the entry's topics needs a closer match
 VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
 MAX_VIEWS = 6
 _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然后|还有|另外|我想问一下|想问一下|想问问|想问下|请问|"
@@ -263,6 +264,8 @@ class Engine:
         exact = c.exact.get(c.query(question), [])
         if exact:
             entries = [c.entries[i] for i in exact]
+            own = [e for e in entries if e.origin == "organiser"]
+            entries = own if len(own) == 1 else entries  # an organiser's phrasing is deliberate
             if len({e.answer for e in entries}) == 1:
                 return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry")
             return Answer(None, None, 1.0, False, "choose",
@@ -279,7 +282,9 @@ class Engine:
             return Answer(self.format(best.entry), best.entry.id, best.confidence, True,
                           "entry", candidates=ranked)
         near = max(ranked, key=lambda r: r.relevance) if ranked else None
-        if near and near.missing and near.relevance >= self.threshold:
+        on_topic = bool(near) and near.foreign == 0 and bool(c.topics_in(c.query(question)))
+        if near and near.missing and near.relevance >= self.threshold + (
+                0.0 if on_topic else NOT_STATED_OFF_TOPIC):
             return Answer(self.format_not_stated(near.entry, near.missing), near.entry.id,
                           near.relevance, False, "not_stated", candidates=ranked,
                           missing=set(near.missing))

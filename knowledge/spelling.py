@@ -8,6 +8,7 @@ vocabulary is a target, so a question about something else stays as it was.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from functools import lru_cache
@@ -15,7 +16,6 @@ from itertools import product
 
 from pathlib import Path
 
-import jieba
 from pypinyin import Style, pinyin
 
 MAX_WINDOW = 4
@@ -25,6 +25,7 @@ WORD_MIN_FREQ = 10  # jieba's list also holds rare misspellings (拉圾: 3)
 FUNCTION_CHARS = set("的地得在再是事有由那哪么吗嘛呢啊吧了又也就还和跟与或及个各这着者几己已以分份次位名件块项")
 _LATIN = re.compile(r"[a-z]+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
+_ENTRY = re.compile(r"^(\S{2,4}) (\d+)", re.M)  # jieba's dict.txt: "word freq tag"
 
 
 @lru_cache(maxsize=20000)
@@ -39,14 +40,9 @@ def readings(ch: str) -> tuple[str, ...]:
 def common_words() -> frozenset[str]:
     """General Chinese words of 2–4 characters (jieba's frequency list): typed correctly,
     they are what the member meant even when the knowledge never uses them."""
-    path = Path(jieba.__file__).with_name("dict.txt")
-    words = set()
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            word, freq, *_ = line.split(" ")
-            if 2 <= len(word) <= MAX_WINDOW and int(freq) >= WORD_MIN_FREQ:
-                words.add(word)
-    return frozenset(words)
+    spec = importlib.util.find_spec("jieba")  # the word list only: importing jieba is slow
+    text = Path(spec.origin).with_name("dict.txt").read_text(encoding="utf-8")
+    return frozenset(w for w, f in _ENTRY.findall(text) if int(f) >= WORD_MIN_FREQ)
 
 
 def _key(word: str) -> tuple[str, ...]:

@@ -146,20 +146,21 @@ def test_a_detail_the_documents_do_not_state_is_declined_with_what_they_do_state
 
 
 def test_decline_offers_numbered_suggestions_and_a_number_answers(rt, wechat, db):
-    reply = ask(wechat, "集体生日会礼物")
+    reply = ask(wechat, "我想了解一下联盟")
     assert "你是不是想问" in reply and "\n1. " in reply and "\n2. " in reply
     second = reply.split("\n2. ")[1].split("\n")[0]
     suggested = next(e for e in engine_for(rt).entries() if e.question == second)
     assert ask(wechat, "2") == engine_for(rt).format(suggested)
     row = db.execute("SELECT count, status FROM unanswered").fetchone()
     assert row == (1, "open")
-    ask(wechat, "集体生日会礼物🎁")
+    ask(wechat, "我想了解一下联盟🤔")
     assert db.execute("SELECT count FROM unanswered").fetchone()[0] == 2
 
 
-def test_a_number_without_suggestions_is_not_taken_as_a_choice(wechat):
+def test_a_number_without_suggestions_is_not_taken_as_a_choice(wechat, db):
     reply = ask(wechat, "3", openid="oFresh00001")
-    assert reply.startswith("没有找到") and "——出处" not in reply
+    assert "数字用来选择" in reply and "——出处" not in reply
+    assert db.execute("SELECT count(*) FROM unanswered").fetchone()[0] == 0
 
 
 # --- long answers -------------------------------------------------------------------------
