@@ -41,12 +41,17 @@ FOREIGN_TOPIC = 0.2
 NOT_STATED_OFF_TOPIC = 0.1  # a question naming none of the entry's topics needs a closer match
 VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
 MAX_VIEWS = 6
+_YEAR = re.compile(r"(20[1-3]\d)年")
+_YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
+_MEMBERSHIP = re.compile(r"哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
+                         r"加入哪个|是哪个组|在哪个")
 _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然后|还有|另外|我想问一下|想问一下|想问问|想问下|请问|"
                      r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
           "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
           "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
-          "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果"}
+          "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果",
+          "future": "以后的安排", "year": "所问年份"}
 _QUESTION_WORDS = re.compile(
     r"什么时候|啥时候|是什么|是啥|什么|啥|多少|哪个|哪些|哪家|哪里|哪儿|哪天|哪位|怎么样|怎么|咋|如何|"
     r"是否|是不是|有没有|能不能|会不会|可不可以|可以|谁|几月|几个|几|吗|么|的|了|是|有|在|和|与|及|都|要|"
@@ -111,6 +116,9 @@ class Corpus:
         self.weights = term_weights(self.full_text)
         self.index = BM25Index([(p + k, a) for p, k, a in
                                 zip(self.phrasings, self.keywords, self.answer_norm)])
+        self.years = [set(_YEAR_IN_TEXT.findall(e.answer + e.question)) for e in entries]
+        self.group_names = sorted({e.keywords[0] for e in entries
+                                   if e.id.endswith("-lead") and e.origin == "alliance"})
         self.passages = passages
         self.unit_shorts = sorted({e.keywords[0] for e in entries
                                    if e.id.startswith("alliance-unit-") and e.keywords})
@@ -211,8 +219,11 @@ class Engine:
             return []
         asked = facets.asked(q)
         best: dict[str, Candidate] = {}
+        named = c.topics_in(q)  # from the whole message: a clause must not drop its topic
+        years = set(_YEAR.findall(q))
         for n, view in enumerate(self._views(question, q)):
-            for cand in self._rank_view(view, asked, 1.0 if n == 0 else VIEW_DISCOUNT):
+            for cand in self._rank_view(view, asked, named, years,
+                                        1.0 if n == 0 else VIEW_DISCOUNT):
                 held = best.get(cand.entry.id)
                 if held is None or cand.confidence > held.confidence:
                     best[cand.entry.id] = cand
@@ -231,7 +242,8 @@ class Engine:
                     views.append(v)
         return views[:MAX_VIEWS]
 
-    def _rank_view(self, q: str, asked: set[str], scale: float) -> list[Candidate]:
+    def _rank_view(self, q: str, asked: set[str], named: list[str], years: set[str],
+                   scale: float) -> list[Candidate]:
         c = self.corpus
         content = _content(q)
         query = content or q
@@ -240,7 +252,6 @@ class Engine:
         ideal = c.index.ideal(q)
         pool = {i: s / ideal for i, s in c.index.top(q, CANDIDATES)}
         ids = list(pool)
-        named = c.topics_in(q)
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
         for i, sim in zip(ids, sims):
@@ -248,6 +259,8 @@ class Engine:
             cand.coverage = _coverage(grams, c.full_text[i])
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             cand.missing = facets.missing(asked, c.kinds[i])
+            if years and c.years[i] and not years & c.years[i]:
+                cand.missing.add("year")  # asked about 2024, the entry is about 2023
             cand.foreign = sum(1 for t in named if t not in c.full_text[i])
             cand.confidence = round(_confidence(cand) * scale, 4)
             cand.relevance = round(_confidence(cand, penalties=False) * scale, 4)
@@ -270,6 +283,9 @@ class Engine:
                 return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry")
             return Answer(None, None, 1.0, False, "choose",
                           suggestions=[(e.id, e.question) for e in entries[:3]])
+        unit = self._unit_membership(c.query(question))
+        if unit is not None:
+            return Answer(self.format(unit), unit.id, 1.0, True, "entry")
         ranked = self.rank(question, k=CANDIDATES)
         best = ranked[0] if ranked else None
         if best and best.confidence >= self.threshold:
@@ -299,6 +315,16 @@ class Engine:
             return Answer(text, f"passage:{key}", score, True, "passage", candidates=ranked)
         return Answer(None, None, best.confidence if best else 0.0, False, "decline",
                       suggestions=self._suggest(ranked), candidates=ranked)
+
+    def _unit_membership(self, q: str) -> Entry | None:
+        """"金山在哪个组", however long the message around it: the one unit named, its group."""
+        c = self.corpus
+        if not _MEMBERSHIP.search(q) or any(g in q for g in c.group_names):
+            return None
+        units = {u for u in c.unit_shorts if u in q}
+        if len(units) != 1:
+            return None
+        return c.by_id.get(f"alliance-unit-{units.pop()}")
 
     def _passage(self, question: str) -> tuple[str, float, str] | None:
         """Second tier: an ingested passage that covers every content word of the question."""
