@@ -42,6 +42,7 @@ NOT_STATED_OFF_TOPIC = 0.1  # a question naming none of the entry's topics needs
 VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
 MAX_VIEWS = 6
 _YEAR = re.compile(r"(20[1-3]\d)年")
+_GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
 _MEMBERSHIP = re.compile(r"哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
                          r"加入哪个|是哪个组|在哪个")
@@ -108,7 +109,8 @@ class Corpus:
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
         topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
         self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
-                              if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)},
+                              if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)
+                              and not _GENERIC_TOPIC.search(t)},
                              key=len, reverse=True)
         self._topic_re = re.compile("|".join(map(re.escape, self.topics))) if self.topics else None
         self.speller = Speller([p for ps in self.phrasings for p in ps] + topics,
