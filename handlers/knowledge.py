@@ -10,7 +10,7 @@ from activities import service
 from handlers import words
 from handlers.router import Context, Reply
 from knowledge import engine_for
-from knowledge.calendar import load_items
+from knowledge import plans
 from knowledge.schedule import describe, parse_period
 from storage import dialogs
 from storage import knowledge as kb_store
@@ -56,7 +56,9 @@ def schedule(msg: Message, ctx: Context) -> Reply | None:
     period = parse_period(engine.normalize(msg.text), ctx.local_now)
     if period is None:
         return None
-    return Reply(describe(period, load_items(), _activities_in(ctx, period), ctx.tz),
+    plan = plans.for_year(ctx.db, period.year)
+    return Reply(describe(period, plan.items, _activities_in(ctx, period), ctx.tz,
+                          plan_year=plan.year, citation=plan.citation),
                  topic=f"schedule:{period.kind}", answered=True)
 
 

@@ -67,3 +67,24 @@ def kb_test(question: str) -> None:
         click.echo(f"{c.confidence:.3f}  {c.entry.id}  bm25={c.bm25:.2f} sim={c.similarity:.2f} "
                    f"cov={c.coverage:.2f} novel={c.novel} missing={sorted(c.missing)}")
     click.echo("→ " + (answer.text or "没有找到"))
+
+
+@kb.command("calendar")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def kb_calendar(file: str) -> None:
+    """Load a new year's plan (union months, alliance quarters) from a YAML file.
+
+    Same format as knowledge/data/calendar.yaml plus `citation` and alliance `groups`; schedule
+    answers ("下个月有什么安排") for that year read it at once. See docs/PLANS.md."""
+    from bot import _settings
+    from knowledge import plans
+    from knowledge.calendar import CalendarDataError
+    from runtime import Runtime
+
+    rt = Runtime(_settings())
+    try:
+        plan = plans.load(rt.db(), file, rt.clock.now())
+    except CalendarDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"✓ {plan.year}年计划：{sum(i.kind == 'union' for i in plan.items)} 项工会项目，"
+               f"{sum(i.kind == 'alliance' for i in plan.items)} 项联盟项目（数据库 {rt.settings.db_path}）")

@@ -137,3 +137,26 @@ def test_tappable_suggestions_are_off_by_default_and_links_when_on(wechat, make_
     client = WeChatClient(TOKEN, app=make_app(tappable_suggestions=True))
     linked = client.text("oAnswers0005", "我想了解一下联盟").text
     assert '<a href="weixin://bizmsgmenu?msgmenucontent=1&msgmenuid=1">1. ' in linked
+
+
+# --- 8. a new year's plan, loaded without code ---------------------------------------------------
+
+def test_a_loaded_plan_answers_its_year_and_other_years_say_which_plan(rt, wechat, db, tmp_path):
+    from click.testing import CliRunner
+
+    import bot
+    from tests.conftest import ROOT
+
+    rt.clock.set(datetime(2026, 9, 10, 9, 0, tzinfo=rt.settings.tz))
+    before = ask(wechat, "下个月有什么安排")
+    assert "2026年10月" in before and "2026年的计划还没有载入" in before and "2025年计划" in before
+    runner = CliRunner(env={"BOT_DATA_DIR": str(rt.settings.data_dir)})
+    result = runner.invoke(bot.cli, ["kb", "calendar", str(ROOT / "docs" / "plan-example-2026.yaml")])
+    assert result.exit_code == 0, result.output
+    after = ask(wechat, "下个月有什么安排", openid="oAnswers0009")
+    assert "组织体检（10月）" in after and "2026年计划" in after and "还没有载入" not in after
+    assert "（示例）2026年工会工作计划" in after
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("year: 2026\ncitation: x\nitems:\n  - {key: a, name: b, months: [13]}\n", "utf-8")
+    result = runner.invoke(bot.cli, ["kb", "calendar", str(bad)])
+    assert result.exit_code != 0 and "1-12" in result.output
