@@ -19,6 +19,7 @@ FILLER_CHARS = "呀啊呢吧嘛哦哈呗啦咧喔噢哇嘞诶欸哎"
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _DIGIT_WORDS = {"二〇二五": "2025", "二〇二四": "2024", "二〇二三": "2023", "二零二五": "2025",
                 "二零二四": "2024", "二零二三": "2023"}
+_LATIN_WORDS = re.compile(r"[a-z0-9][a-z0-9 ']*")
 _YEAR_SHORT = re.compile(r"(?<!\d)(2[345])年")
 
 
@@ -42,10 +43,15 @@ class Normalizer:
 
     def __init__(self, synonyms: dict[str, list[str]] | None = None):
         pairs: list[tuple[str, str]] = []
+        words: list[tuple[str, str]] = []  # Latin-letter variants: whole words only
         for canonical, variants in (synonyms or {}).items():
             canon = strip_noise(fold(str(canonical)))
             for variant in variants or []:
-                var = strip_noise(fold(str(variant)))
+                folded = fold(str(variant)).strip()
+                if _LATIN_WORDS.fullmatch(folded):
+                    words.append((folded, canon))
+                    continue
+                var = strip_noise(folded)
                 # one-character variants ("组") would rewrite inside other words ("组织")
                 if len(var) >= 2 and var != canon and canon not in var:
                     pairs.append((var, canon))
@@ -57,13 +63,22 @@ class Normalizer:
         self._pairs = pairs
         self._pattern = re.compile("|".join(re.escape(v) for v, _ in pairs)) if pairs else None
         self._map = dict(pairs)
+        words.sort(key=lambda p: -len(p[0]))
+        self._words = {"".join(w.split()): c for w, c in words}
+        self._word_pattern = re.compile(
+            r"(?<![a-z0-9])(?:" + "|".join(r"\s*".join(map(re.escape, w.split())) for w, _ in words)
+            + r")(?![a-z0-9])") if words else None
 
     def canonical_forms(self) -> list[str]:
         """The canonical words of the synonyms table (topics members name)."""
         return sorted({c for _, c in self._pairs})
 
     def normalize(self, text: str, *, fillers: bool = True) -> str:
-        text = strip_noise(fold(text))
+        text = fold(text)
+        if self._word_pattern is not None:  # "hi" in "which" is not a greeting
+            text = self._word_pattern.sub(
+                lambda m: self._words["".join(m.group(0).split())], text)
+        text = strip_noise(text)
         for word, digits in _DIGIT_WORDS.items():
             text = text.replace(word, digits)
         text = _YEAR_SHORT.sub(lambda m: f"20{m.group(1)}年", text)

@@ -72,6 +72,11 @@ class Speller:
             if len(word) >= MIN_INITIALS and all(_HAN.match(ch) for ch in word):
                 initials.setdefault("".join(r[0] for r in _key(word)), set()).add(word)
         self._initials = {k: next(iter(v)) for k, v in initials.items() if len(v) == 1}
+        spelled: dict[str, set[str]] = {}  # "liaoxiuyang" typed for 疗休养
+        for word in topics:
+            if len(word) >= 2 and all(_HAN.match(ch) for ch in word):
+                spelled.setdefault("".join(_key(word)), set()).add(word)
+        self._initials.update({k: next(iter(v)) for k, v in spelled.items() if len(v) == 1})
         self._all_text = set()  # every window of every text, to tell "used" from "new"
         for phrase in [*vocabulary, *text]:
             for n in range(2, MAX_WINDOW + 1):
@@ -130,4 +135,4 @@ class Speller:
 
     def _expand_initials(self, match: re.Match) -> str:
         token = match.group(0)
-        return self._initials.get(token, token) if 2 <= len(token) <= 5 else token
+        return self._initials.get(token, token) if 2 <= len(token) <= 24 else token
