@@ -62,11 +62,12 @@ class Speller:
         for passage in text:
             for n in (3, MAX_WINDOW):
                 grams.update(passage[i:i + n] for i in range(len(passage) - n + 1))
-        self.known = {g for g in grams if all(_HAN.match(ch) for ch in g)}
+        first = {ch: readings(ch)[0] for ch in set("".join(grams))}
+        self.known = {g for g in grams if all(first[ch] for ch in g)}
         by_sound: dict[tuple[str, ...], Counter] = {}
         for gram in self.known:
-            by_sound.setdefault(_key(gram), Counter())[gram] = grams[gram]
-        self._by_sound = {k: c.most_common(1)[0][0] for k, c in by_sound.items()}
+            by_sound.setdefault(tuple(first[ch] for ch in gram), Counter())[gram] = grams[gram]
+        self._by_sound = {k: max(sorted(c), key=c.get) for k, c in by_sound.items()}  # stable
         initials: dict[str, set[str]] = {}
         for word in topics:
             if len(word) >= MIN_INITIALS and all(_HAN.match(ch) for ch in word):
