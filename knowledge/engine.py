@@ -53,7 +53,7 @@ WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期�
           "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
           "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "所问年份", "exam": "考试内容",
-          "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期"}
+          "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率"}
 _QUESTION_WORDS = re.compile(
     r"什么时候|啥时候|是什么|是啥|什么|啥|多少|哪个|哪些|哪家|哪里|哪儿|哪天|哪位|怎么样|怎么|咋|如何|"
     r"是否|是不是|有没有|能不能|会不会|可不可以|可以|谁|几月|几个|几|吗|么|的|了|是|有|在|和|与|及|都|要|"
@@ -224,8 +224,9 @@ class Engine:
         best: dict[str, Candidate] = {}
         named = c.topics_in(q)  # from the whole message: a clause must not drop its topic
         years = set(_YEAR.findall(q))
+        units = facets.measures(q)
         for n, view in enumerate(self._views(question, q)):
-            for cand in self._rank_view(view, asked, named, years,
+            for cand in self._rank_view(view, asked, named, years, units,
                                         1.0 if n == 0 else VIEW_DISCOUNT):
                 held = best.get(cand.entry.id)
                 if held is None or cand.confidence > held.confidence:
@@ -246,7 +247,7 @@ class Engine:
         return views[:MAX_VIEWS]
 
     def _rank_view(self, q: str, asked: set[str], named: list[str], years: set[str],
-                   scale: float) -> list[Candidate]:
+                   units: list[str], scale: float) -> list[Candidate]:
         c = self.corpus
         content = _content(q)
         query = content or q
@@ -262,6 +263,9 @@ class Engine:
             cand.coverage = _coverage(grams, c.full_text[i])
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             cand.missing = facets.missing(asked, c.kinds[i])
+            if "count" in asked and "count" not in cand.missing and any(
+                    not facets.counts_in(c.entries[i].answer, m) for m in units):
+                cand.missing.add("count")
             if years and c.years[i] and not years & c.years[i]:
                 cand.missing.add("year")  # asked about 2024, the entry is about 2023
             cand.foreign = sum(1 for t in named if t not in c.full_text[i])

@@ -31,6 +31,7 @@ ASKS: dict[str, re.Pattern] = {
     "permission": re.compile(r"能带|可以带|能不能带|带家属|带孩子|带小孩|家属能|家属可以|能线上|可以线上|"
                              r"收费吗|免费吗|要钱吗|要不要钱|收不收费|要交钱|几岁|年龄|多大的|能请假|算不算加班|"
                              r"能报销|可以报销|发不发|有没有补贴|有补贴"),
+    "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
     "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|"
                          r"谁获得|得主|结果出来|出来了吗"),
@@ -46,7 +47,7 @@ ASKS: dict[str, re.Pattern] = {
 # asked kinds an entry must explicitly cover; the others are soft
 STRICT = ("where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "procedure",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
-          "requirement", "name")
+          "requirement", "name", "rate")
 
 _MEASURE = ("个|名|人|起|次|篇|家|项|份|场|套|辆|件|块|期|所|户|张|条|类|学时|学分|平方米|万|亿|%|％|"
             "余|届|支|批|周年|大|本|号")
@@ -71,6 +72,7 @@ _HAS = {
                            r"每[年季月周天]|常态"),
     "permission": re.compile(r"可以带|允许|不得|不能|免费|自愿|须|必须|限"),
     "score": re.compile(r"\d+\s*分(?!钟|之)"),
+    "rate": re.compile(r"\d+(?:\.\d+)?\s*[%％]|百分之"),
     "result": re.compile(r"完成|已|累计|共计|实现|达到|获得|荣获|获评|获奖|评为|评出|拆除|查处|办结|受理|采纳|推报|获得|成功"),
     "exam": re.compile(r"考试内容|科目|题库|笔试|面试"),
     "requirement": re.compile(r"条件|资格|具备"),
@@ -117,3 +119,18 @@ def covered(answer: str, declared: list[str] | None = None) -> set[str]:
 
 def missing(question_kinds: set[str], entry_kinds: set[str]) -> set[str]:
     return {k for k in question_kinds if k in STRICT and k not in entry_kinds}
+
+
+_ASKED_MEASURE = re.compile(r"(?:几|多少)(个人|名|人|位|张|次|场|天|公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
+_SAME_MEASURE = {"个人": "人|名|位", "人": "人|名|位", "名": "人|名|位", "位": "人|名|位"}
+
+
+def measures(question: str) -> list[str]:
+    """The units a count question counts in ("能去几个人" -> 人): a number in another unit
+    ("第5项") does not answer it."""
+    return [_SAME_MEASURE.get(m, m) for m in _ASKED_MEASURE.findall(question)]
+
+
+def counts_in(answer: str, measure: str) -> bool:
+    text = stated(answer)
+    return bool(re.search(rf"(?<!第)(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})", text))
