@@ -66,8 +66,8 @@ class Normalizer:
         words.sort(key=lambda p: -len(p[0]))
         self._words = {"".join(w.split()): c for w, c in words}
         self._word_pattern = re.compile(
-            r"(?<![a-z0-9])(?:" + "|".join(r"\s*".join(map(re.escape, w.split())) for w, _ in words)
-            + r")(?![a-z0-9])") if words else None
+            r"(?<![a-z])(?:" + "|".join(r"\s*".join(map(re.escape, w.split())) for w, _ in words)
+            + r")(?![a-z])") if words else None
 
     def canonical_forms(self) -> list[str]:
         """The canonical words of the synonyms table (topics members name)."""
