@@ -33,6 +33,9 @@ MIN_QUERY = 2  # a lone character or digit is not a question
 RELOAD_CHECK_SECONDS = 1.0
 SUGGEST_MIN = 0.22
 PASSAGE_MIN_COVERAGE = 0.85
+# The latest build of each data folder's files alone, by the files' mtimes: Corpus is immutable,
+# so engines on databases that add no knowledge (version 0) share it instead of rebuilding.
+_FILES_ONLY: dict[Path, tuple[tuple, "Corpus"]] = {}
 _QUESTION_WORDS = re.compile(
     r"什么时候|啥时候|是什么|是啥|什么|啥|多少|哪个|哪些|哪家|哪里|哪儿|哪天|哪位|怎么样|怎么|咋|如何|"
     r"是否|是不是|有没有|能不能|会不会|可不可以|可以|谁|几月|几个|几|吗|么|的|了|是|有|在|和|与|及|都|要|"
@@ -100,6 +103,7 @@ class Engine:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._checked = 0.0
+        self.owner = None  # a knowledge.service.Knowledge that rebuilds it off the request path
         self.corpus: Corpus = self._build()
 
     # --- building and reloading ---------------------------------------------------------
@@ -114,12 +118,19 @@ class Engine:
 
     def _build(self) -> Corpus:
         stamp = self._fingerprint()
+        files, version = stamp
+        shared = _FILES_ONLY.get(self.data_dir)
+        if version == 0 and shared and shared[0] == files:
+            self._stamp = stamp  # the database adds nothing: the files' build is reused
+            return shared[1]
         entries = load_entries(self.data_dir)
         passages: list[dict] = []
         if self._db is not None:
             entries, passages = self._merge_database(entries)
         corpus = Corpus(entries, load_sources(self.data_dir),
                         Normalizer(load_synonyms(self.data_dir)), passages)
+        if version == 0:
+            _FILES_ONLY[self.data_dir] = (files, corpus)
         self._stamp = stamp
         return corpus
 
@@ -144,6 +155,10 @@ class Engine:
         return list(by_id.values()), kb_store.passages(db)
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
+        """A standalone engine looks for changes at most once a second. An engine with an owner
+        never builds here (answer() runs on the request path): its owner rebuilds and swaps it."""
+        if self.owner is not None:
+            return self.owner.refresh() if force else False
         now = time.monotonic()
         if not force and now - self._checked < RELOAD_CHECK_SECONDS:
             return False

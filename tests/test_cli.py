@@ -59,7 +59,7 @@ def test_every_setting_is_read_from_the_environment_and_listed_in_the_readme():
 def test_settings_defaults_and_parsing(tmp_path):
     s = Settings.from_env({})
     assert s.wechat_api_base == "https://api.weixin.qq.com" and s.timezone == "Asia/Shanghai"
-    assert s.data_dir == Path("./data") and s.reminder_offsets == parse_offsets("24h,2h")
+    assert s.data_dir == ROOT / "data" and s.reminder_offsets == parse_offsets("24h,2h")
     s = Settings.from_env({"WECHAT_API_BASE": "http://127.0.0.1:9/", "BOT_REMINDER_OFFSETS":
                            "30m, 1d,90s", "BOT_DATA_DIR": str(tmp_path)})
     assert s.wechat_api_base == "http://127.0.0.1:9"
