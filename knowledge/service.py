@@ -25,8 +25,10 @@ WATCH_SECONDS = 0.5  # how often each process looks for a change (files' mtimes,
 
 
 def fingerprint(data_dir: Path, db: Callable | None) -> tuple:
-    """What a build depends on: every knowledge file's mtime and the database's knowledge version."""
-    files = tuple((str(p), os.stat(p).st_mtime_ns) for p in data_files(data_dir))
+    """What a build depends on: every knowledge file's mtime and size, and the database's
+    knowledge version (bumped by every organiser edit, alias and ingested document)."""
+    files = tuple((str(p), st.st_mtime_ns, st.st_size)
+                  for p in data_files(data_dir) for st in [os.stat(p)])
     version = 0
     if db is not None:
         from storage import knowledge as kb_store
