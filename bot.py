@@ -107,12 +107,17 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     """Serve the webhook (and console, simulator) on waitress, a production WSGI server."""
     from waitress import serve as waitress_serve
 
+    from knowledge.data import KnowledgeDataError
+
     settings = _settings()
     _setup_logging(settings)
     fake = None
     if not settings.wechat_appid and settings.wechat_api_base == "https://api.weixin.qq.com":
         fake, settings = _local_fake_wechat(settings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KnowledgeDataError as exc:
+        raise click.ClickException(f"知识文件有错，未启动：{exc}（可用 kb check 检查）") from exc
     rt = app.extensions["chengcheng"]
     _print_banner(rt, host, port, fake)
     scheduler = None

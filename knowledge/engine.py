@@ -42,6 +42,19 @@ _QUESTION_WORDS = re.compile(
     r"我们|我|你们|你|他们|这个|那个|这|那|一下|一般|现在|今年|主要|具体|呢|啊|呀|吧|给|把|被|还|就|也|又")
 
 
+def fingerprint(data_dir: Path, db: Callable | None) -> tuple:
+    """What a build depends on: every knowledge file's mtime and size, and the database's
+    knowledge version (bumped by every organiser edit, alias and ingested document)."""
+    files = tuple((str(p), st.st_mtime_ns, st.st_size)
+                  for p in data_files(data_dir) for st in [os.stat(p)])
+    version = 0
+    if db is not None:
+        from storage import knowledge as kb_store
+
+        version = kb_store.version(db())
+    return files, version
+
+
 @dataclass
 class Candidate:
     entry: Entry
@@ -108,13 +121,7 @@ class Engine:
 
     # --- building and reloading ---------------------------------------------------------
     def _fingerprint(self) -> tuple:
-        files = tuple((str(p), os.stat(p).st_mtime_ns) for p in data_files(self.data_dir))
-        version = 0
-        if self._db is not None:
-            from storage import knowledge as kb_store
-
-            version = kb_store.version(self._db())
-        return files, version
+        return fingerprint(self.data_dir, self._db)
 
     def _build(self) -> Corpus:
         stamp = self._fingerprint()

@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import threading
 import time
 import weakref
 from pathlib import Path
 from typing import Callable
 
-from knowledge.data import DATA_DIR, KnowledgeDataError, data_files
-from knowledge.engine import Answer, Engine
+from knowledge.data import DATA_DIR, KnowledgeDataError
+from knowledge.engine import Answer, Engine, fingerprint
 
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5  # how often each process looks for a change (files' mtimes, kb_version)
-
-
-def fingerprint(data_dir: Path, db: Callable | None) -> tuple:
-    """What a build depends on: every knowledge file's mtime and size, and the database's
-    knowledge version (bumped by every organiser edit, alias and ingested document)."""
-    files = tuple((str(p), st.st_mtime_ns, st.st_size)
-                  for p in data_files(data_dir) for st in [os.stat(p)])
-    version = 0
-    if db is not None:
-        from storage import knowledge as kb_store
-
-        version = kb_store.version(db())
-    return files, version
 
 
 class CachedEngine(Engine):
@@ -86,7 +72,8 @@ class Knowledge:
     def engine(self) -> Engine:
         """The current build. A process that never called `start()` (a one-shot command) builds
         it here, once; a server has built it before it accepts traffic."""
-        return self._engine or self.load()
+        engine = self._engine
+        return engine if engine is not None else self.load()
 
     def load(self) -> Engine:
         """Build the engine if this process has none yet. Raises KnowledgeDataError on bad files."""
