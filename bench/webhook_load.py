@@ -8,9 +8,10 @@ Each server is a new process on a new temporary database. The load starts the mo
 accepts a connection ("fresh": the first --seconds after start-up), then runs again after a
 short pause ("warm"). 1,000 members ask ten common questions in turn, over --connections
 keep-alive connections (WeChat's servers use a few), each request signed with a new nonce and a
-new MsgId. A request unanswered after 5 s (WeChat's limit) is a timeout. "deferred" counts
-"正在处理" replies (the bot's answer was late and will be pushed). A last row runs the bot warm
-with BOT_ANSWER_CACHE=0 to show what the answer cache is worth.
+new MsgId. "p99 1st s" is the p99 of the requests sent in the phase's first second. A request
+unanswered after 5 s (WeChat's limit) is a timeout; "deferred" counts "正在处理" replies (the
+bot's answer was late and will be pushed). A last row runs the bot warm with BOT_ANSWER_CACHE=0
+to show what the answer cache is worth.
 
 The driver is asyncio on raw HTTP/1.1 in this process (nothing to install; wrk is not needed),
 so it takes CPU too: compare rows of the same run, not runs on different machines.
@@ -95,6 +96,8 @@ class Phase:
     name: str
     seconds: float
     latencies: list[float] = field(default_factory=list)
+    first_second: list[float] = field(default_factory=list)  # sent within 1 s of the start
+    started: float = 0.0
     timeouts: int = 0
     deferred: int = 0
     errors: int = 0
@@ -103,14 +106,20 @@ class Phase:
         lat = sorted(self.latencies)
         if not lat:
             return f"{server:34} {self.name:5} {'—':>7} (no replies) timeouts={self.timeouts}"
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        first = sorted(self.first_second)
+        first_p99 = f"{first[min(len(first) - 1, int(0.99 * len(first)))]:.1f}" if first else "—"
         return (f"{server:34} {self.name:5} {len(lat):>7} {len(lat) / self.seconds:>7.0f} "
-                f"{statistics.median(lat):>7.1f} {p99:>7.1f} {lat[-1]:>7.1f} {self.timeouts:>8} "
-                f"{self.deferred:>8} {self.errors:>6} {up:>7}")
+                f"{statistics.median(lat):>7.1f} {_p99(lat):>7.1f} {first_p99:>9} {lat[-1]:>7.1f} "
+                f"{self.timeouts:>8} {self.deferred:>8} {self.errors:>6} {up:>7}")
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 HEADER = (f"{'server':34} {'phase':5} {'msgs':>7} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'max ms':>7} {'timeouts':>8} {'deferred':>8} {'errors':>6} {'up in':>7}")
+          f"{'p99 1st s':>9} {'max ms':>7} {'timeouts':>8} {'deferred':>8} {'errors':>6} "
+          f"{'up in':>7}")
 
 
 def signed_path() -> str:
@@ -163,6 +172,8 @@ async def _connection(port: int, phase: Phase, deadline: float, asks, question: 
             writer = None
             continue
         phase.latencies.append((time.perf_counter() - started) * 1000)
+        if started - phase.started < 1.0:
+            phase.first_second.append(phase.latencies[-1])
         if status != 200:
             phase.errors += 1
         elif DEFERRED in body:
@@ -182,6 +193,7 @@ def drive(port: int, name: str, seconds: float, connections: int, members: int,
 
     async def run():
         deadline = time.monotonic() + seconds
+        phase.started = time.perf_counter()
         await asyncio.gather(*(_connection(port, phase, deadline, asks, question)
                                for _ in range(connections)))
 
