@@ -1,6 +1,7 @@
 """诚城青年助手: `create_app()` and the command line (`python bot.py --help`)."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -119,6 +120,8 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     except KnowledgeDataError as exc:
         raise click.ClickException(f"知识文件有错，未启动：{exc}（可用 kb check 检查）") from exc
     rt = app.extensions["chengcheng"]
+    gc.collect()
+    gc.freeze()  # start-up's objects (the engine's index above all) are never scanned again
     _print_banner(rt, host, port, fake)
     scheduler = None
     if not no_scheduler:
