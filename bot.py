@@ -1,8 +1,12 @@
 """诚城青年助手: `create_app()` and the command line (`python bot.py --help`)."""
 from __future__ import annotations
 
+import gc
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, jsonify, request
@@ -22,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or Settings.from_env()
     rt = Runtime(settings)
+    rt.knowledge.start()  # built before the first request, rebuilt off the request path
     app = Flask(__name__)
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
@@ -86,6 +91,10 @@ def _setup_logging(settings: Settings) -> None:
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """诚城青年助手：微信公众号机器人。不带子命令时等同于 `serve`。"""
+    from runtime import Runtime
+
+    Runtime.on_open = _say_database
+    ctx.call_on_close(lambda: setattr(Runtime, "on_open", None))
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 
@@ -99,13 +108,20 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     """Serve the webhook (and console, simulator) on waitress, a production WSGI server."""
     from waitress import serve as waitress_serve
 
+    from knowledge.data import KnowledgeDataError
+
     settings = _settings()
     _setup_logging(settings)
     fake = None
     if not settings.wechat_appid and settings.wechat_api_base == "https://api.weixin.qq.com":
         fake, settings = _local_fake_wechat(settings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KnowledgeDataError as exc:
+        raise click.ClickException(f"知识文件有错，未启动：{exc}（可用 kb check 检查）") from exc
     rt = app.extensions["chengcheng"]
+    gc.collect()
+    gc.freeze()  # start-up's objects (the engine's index above all) are never scanned again
     _print_banner(rt, host, port, fake)
     scheduler = None
     if not no_scheduler:
@@ -133,15 +149,38 @@ def _local_fake_wechat(settings: Settings):
                          wechat_api_base=fake.url, simulator=simulator)
 
 
+def _say_database(path: Path, created: bool) -> None:
+    """A command that opens the database says which one (on stderr: stdout stays the result)."""
+    click.echo(f"数据库：{path}" + ("（新建的空数据库）" if created else ""), err=True)
+
+
+def command_prefix() -> str:
+    """How to run this bot.py with the interpreter that is running it, from the current folder:
+    `python bot.py` in an activated venv, `.venv/bin/python bot.py` outside it."""
+    exe = os.path.abspath(sys.executable)
+    python = next((name for name in ("python", "python3")
+                   if (found := shutil.which(name)) and os.path.abspath(found) == exe), None)
+    return f"{python or _shortest(Path(exe))} {_shortest(Path(__file__).resolve())}"
+
+
+def _shortest(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _print_banner(rt, host: str, port: int, fake) -> None:
     base = f"http://{host}:{port}"
+    run = command_prefix()
     click.echo(f"诚城青年助手 listening on {base}  (data: {rt.settings.db_path})")
     click.echo(f"  WeChat URL : {base}/wechat")
     if rt.using_dev_token:
         click.echo(f"  Token      : {rt.token}  (development token; set WECHAT_TOKEN in production)")
     if rt.settings.simulator_enabled:
-        click.echo(f"  Simulator  : {base}/simulator   or: python bot.py chat --url {base}")
-    click.echo(f"  Console    : {base}/admin/   (python bot.py admin add NAME)")
+        click.echo(f"  Simulator  : {base}/simulator   or: {run} chat --url {base}")
+    click.echo(f"  Console    : {base}/admin/   ({run} admin add NAME)")
+    click.echo(f"  Commands   : {run} --help")
     if fake:
         click.echo(f"  Pushes     : local fake WeChat API at {fake.url} (no WECHAT_APPID set)")
 
@@ -158,6 +197,7 @@ def ask(question: str, openid: str) -> None:
 
     settings = _settings()
     rt = Runtime(settings)
+    rt.knowledge.load()  # the files and the database's entries, as the running bot has them
     reply = pipeline.handle(rt, parse(text_xml(openid, question)))
     click.echo(reply if reply is not None else "（无回复）")
     rt.executor.shutdown(wait=True)

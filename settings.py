@@ -12,6 +12,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
+PROJECT_DIR = Path(__file__).resolve().parent
+DEFAULT_DATA_DIR = PROJECT_DIR / "data"  # not ./data of wherever a command is run from
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -57,7 +59,7 @@ class Settings:
     wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
 
     # The bot
-    data_dir: Path = Path("./data")  # BOT_DATA_DIR: the SQLite file lives here
+    data_dir: Path = DEFAULT_DATA_DIR  # BOT_DATA_DIR: the SQLite file lives here
     timezone: str = "Asia/Shanghai"  # BOT_TIMEZONE: every time members and organisers see
     reply_budget: float = 4.0  # BOT_REPLY_BUDGET seconds before "正在处理" (WeChat waits 5 s)
     max_body_bytes: int = 64 * 1024  # BOT_MAX_BODY
@@ -68,6 +70,7 @@ class Settings:
     send_rate: float = 20.0  # BOT_SEND_RATE outbound push calls per second
     send_max_attempts: int = 6  # BOT_SEND_MAX_ATTEMPTS before a delivery is failed
     confidence_threshold: float = 0.42  # BOT_CONFIDENCE: below it the bot declines (bench/qa.py calibrates)
+    answer_cache: int = 1024  # BOT_ANSWER_CACHE: engine answers kept per knowledge build (0: off)
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
@@ -101,6 +104,7 @@ class Settings:
             "send_rate": ("BOT_SEND_RATE", float),
             "send_max_attempts": ("BOT_SEND_MAX_ATTEMPTS", int),
             "confidence_threshold": ("BOT_CONFIDENCE", float),
+            "answer_cache": ("BOT_ANSWER_CACHE", int),
             "console_idle_minutes": ("BOT_CONSOLE_IDLE", float),
         }
         for name, key in text.items():
@@ -113,7 +117,7 @@ class Settings:
                 except ValueError as exc:
                     raise SettingsError(f"{key} 不是数字：{env[key]!r}") from exc
         if env.get("BOT_DATA_DIR", "").strip():
-            values["data_dir"] = Path(env["BOT_DATA_DIR"])
+            values["data_dir"] = Path(env["BOT_DATA_DIR"].strip()).expanduser().absolute()
         if env.get("BOT_REMINDER_OFFSETS", "").strip():
             values["reminder_offsets"] = parse_offsets(env["BOT_REMINDER_OFFSETS"])
         if env.get("WECHAT_STABLE_TOKEN", "").strip():

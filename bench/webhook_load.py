@@ -1,45 +1,72 @@
-"""Webhook latency under load: the bot beside a bare Flask app that only echoes fixed XML.
+"""Webhook load from a fresh start and warm: the bot beside a bare Flask app on waitress that only
+checks the signature, in the same run, driven the same way.
 
-    python bench/webhook_load.py [--clients 20] [--seconds 10] [--question 体检几月]
+    .venv/bin/python bench/webhook_load.py [--connections 20] [--seconds 10] [--members 1000]
+                                           [--threads 16] [--no-cache-row]
 
-Both run the same way: a separate `waitress` process on loopback with the same thread count,
-driven by the same client threads posting signed WeChat text messages (new MsgId each).
-Prints requests, throughput, median and p99 per server. A benchmark, not a test.
+Each server is a new process on a new temporary database. The load starts the moment its port
+accepts a connection ("fresh": the first --seconds after start-up), then runs again after a
+short pause ("warm"). 1,000 members ask ten common questions in turn, over --connections
+keep-alive connections (WeChat's servers use a few), each request signed with a new nonce and a
+new MsgId. "p99 1st s" is the p99 of the requests sent in the phase's first second. A request
+unanswered after 5 s (WeChat's limit) is a timeout; "deferred" counts "正在处理" replies (the
+bot's answer was late and will be pushed). A last row runs the bot warm with BOT_ANSWER_CACHE=0
+to show what the answer cache is worth.
+
+The driver is asyncio on raw HTTP/1.1 in this process (nothing to install; wrk is not needed),
+so it takes CPU too: compare rows of the same run, not runs on different machines.
+A benchmark, not a test: it prints figures and asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import itertools
 import os
+import secrets
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulator.client import WeChatClient, text_xml  # noqa: E402
+from simulator.client import text_xml  # noqa: E402
 
 TOKEN = "benchtoken"
-ECHO_XML = ("<xml><ToUserName><![CDATA[u]]></ToUserName><FromUserName><![CDATA[a]]></FromUserName>"
+WECHAT_TIMEOUT = 5.0  # seconds WeChat waits for a passive reply
+PAUSE_BEFORE_WARM = 1.0
+DEFERRED = "正在处理".encode()
+QUESTIONS = ["体检几月", "青春志愿服务谁牵头", "法治专研谁牵头", "集体生日会什么时候办", "疗休养什么时候",
+             "宝山在哪个组", "奉贤牵头的是哪个共同体", "工会有哪些福利", "送温暖什么时候", "进博会保障谁牵头"]
+BARE_XML = ("<xml><ToUserName><![CDATA[u]]></ToUserName><FromUserName><![CDATA[a]]></FromUserName>"
             "<CreateTime>0</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             "<Content><![CDATA[ok]]></Content></xml>")
 
 
-def echo_app():
-    from flask import Flask
+def bare_app():
+    """The baseline: Flask on waitress, checks the signature, replies fixed XML."""
+    from flask import Flask, abort, request
 
-    app = Flask("echo")
+    from wechat import crypto
+
+    app = Flask("bare")
 
     @app.post("/wechat")
     def wechat():
-        return ECHO_XML, 200, {"Content-Type": "application/xml"}
+        args = request.args
+        if not crypto.verify(args.get("signature", ""), TOKEN, args.get("timestamp", ""),
+                             args.get("nonce", "")):
+            abort(403)
+        request.get_data()
+        return BARE_XML, 200, {"Content-Type": "application/xml"}
 
     return app
 
@@ -50,100 +77,213 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_up(port: int) -> None:
-    deadline = time.time() + 30
-    while time.time() < deadline:
+def wait_accepting(port: int, limit: float = 120) -> float:
+    """Seconds until the port accepts a connection (polled every 5 ms)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return time.monotonic() - started
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on {port} did not start")
+            time.sleep(0.005)
+    raise RuntimeError(f"nothing accepted on port {port} within {limit:.0f} s")
 
 
-def load(url: str, clients: int, seconds: float, question: str) -> list[float]:
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    stop = time.monotonic() + seconds
+# --- the load driver ------------------------------------------------------------------------
 
-    def worker(n: int) -> None:
-        client = WeChatClient(TOKEN, url=url, timeout=10)
-        mine, bad = [], 0
-        i = 0
-        while time.monotonic() < stop:
-            i += 1
-            xml = text_xml(f"oLoad{n:03d}x{i:06d}"[:28], question)
-            t = time.perf_counter()
-            result = client.post_xml(xml)
-            mine.append((time.perf_counter() - t) * 1000)
-            if result.status != 200:
-                bad += 1
-        with lock:
-            latencies.extend(mine)
-            errors[0] += bad
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    first_second: list[float] = field(default_factory=list)  # sent within 1 s of the start
+    started: float = 0.0
+    timeouts: int = 0
+    deferred: int = 0
+    errors: int = 0
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors[0]:
-        print(f"  ({errors[0]} non-200 responses)")
-    return latencies
+    def row(self, server: str, up: str) -> str:
+        lat = sorted(self.latencies)
+        if not lat:
+            return f"{server:34} {self.name:5} {'—':>7} (no replies) timeouts={self.timeouts}"
+        first = sorted(self.first_second)
+        first_p99 = f"{first[min(len(first) - 1, int(0.99 * len(first)))]:.1f}" if first else "—"
+        return (f"{server:34} {self.name:5} {len(lat):>7} {len(lat) / self.seconds:>7.0f} "
+                f"{statistics.median(lat):>7.1f} {_p99(lat):>7.1f} {first_p99:>9} {lat[-1]:>7.1f} "
+                f"{self.timeouts:>8} {self.deferred:>8} {self.errors:>6} {up:>7}")
 
 
-def report(name: str, lat: list[float], seconds: float) -> None:
-    lat.sort()
-    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-    print(f"{name:28} {len(lat):>8} {len(lat) / seconds:>9.0f} {statistics.median(lat):>10.2f} "
-          f"{p99:>10.2f}")
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+HEADER = (f"{'server':34} {'phase':5} {'msgs':>7} {'msg/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'p99 1st s':>9} {'max ms':>7} {'timeouts':>8} {'deferred':>8} {'errors':>6} "
+          f"{'up in':>7}")
+
+
+def signed_path() -> str:
+    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+    signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
+    return "/wechat?" + urlencode({"signature": signature, "timestamp": timestamp,
+                                   "nonce": nonce, "openid": "bench"})
+
+
+def request_bytes(port: int, member: int, question: str, msg_id: int) -> bytes:
+    body = text_xml(f"oBench{member:06d}{'x' * 16}"[:28], question, msg_id=msg_id).encode()
+    head = (f"POST {signed_path()} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, body, headers.get("connection", "").lower() == "close"
+
+
+async def _connection(port: int, phase: Phase, deadline: float, asks, question: str | None):
+    reader = writer = None
+    while time.monotonic() < deadline:
+        if writer is None:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                phase.errors += 1
+                await asyncio.sleep(0.01)
+                continue
+        member, n, msg_id = next(asks)
+        data = request_bytes(port, member, question or QUESTIONS[n % len(QUESTIONS)], msg_id)
+        started = time.perf_counter()
+        try:
+            writer.write(data)
+            status, body, close = await asyncio.wait_for(_read_response(reader), WECHAT_TIMEOUT)
+        except asyncio.TimeoutError:
+            phase.timeouts += 1
+            writer.close()
+            writer = None
+            continue
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            phase.errors += 1
+            writer.close()
+            writer = None
+            continue
+        phase.latencies.append((time.perf_counter() - started) * 1000)
+        if started - phase.started < 1.0:
+            phase.first_second.append(phase.latencies[-1])
+        if status != 200:
+            phase.errors += 1
+        elif DEFERRED in body:
+            phase.deferred += 1
+        if close:
+            writer.close()
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
+def drive(port: int, name: str, seconds: float, connections: int, members: int,
+          question: str | None, first_id: int) -> Phase:
+    """`connections` keep-alive connections for `seconds`; member k asks question k+i in turn."""
+    phase = Phase(name, seconds)
+    asks = ((k % members, k % members + k // members, first_id + k) for k in itertools.count())
+
+    async def run():
+        deadline = time.monotonic() + seconds
+        phase.started = time.perf_counter()
+        await asyncio.gather(*(_connection(port, phase, deadline, asks, question)
+                               for _ in range(connections)))
+
+    asyncio.run(run())
+    return phase
+
+
+# --- the servers --------------------------------------------------------------------------
+
+def start(kind: str, port: int, threads: int, data_dir: str, env_extra: dict) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    env.update(WECHAT_TOKEN=TOKEN, BOT_DATA_DIR=data_dir, BOT_LOG_LEVEL="WARNING",
+               WECHAT_APPID="wxbench", WECHAT_SECRET="bench", WECHAT_API_BASE="http://127.0.0.1:9",
+               **env_extra)
+    if kind == "bot":
+        args = [sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port), "--threads",
+                str(threads), "--no-scheduler"]
+    else:
+        args = [sys.executable, __file__, "--serve-bare", str(port), "--threads", str(threads)]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def measure(kind: str, label: str, args, env_extra: dict | None = None,
+            fresh: bool = True) -> list[str]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start(kind, port, args.threads, tmp, env_extra or {})
+        try:
+            up = wait_accepting(port)
+            rows = []
+            first_id = int(time.time()) * 10**6
+            if fresh:
+                phase = drive(port, "fresh", args.seconds, args.connections, args.members,
+                              args.question, first_id)
+                rows.append(phase.row(label, f"{up:.2f}s"))
+            else:
+                drive(port, "-", 2, 2, args.members, args.question, first_id)  # a warm-up
+            time.sleep(PAUSE_BEFORE_WARM)
+            phase = drive(port, "warm", args.seconds, args.connections, args.members,
+                          args.question, first_id + 10**6)
+            rows.append(phase.row(label, "" if fresh else f"{up:.2f}s"))
+            return rows
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def sample_reply(args) -> str:
+    """What the bot answers to the first question, to show the load is real questions."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    with tempfile.TemporaryDirectory() as tmp:
+        env.update(BOT_DATA_DIR=tmp, WECHAT_TOKEN=TOKEN)
+        done = subprocess.run([sys.executable, str(ROOT / "bot.py"), "ask",
+                               args.question or QUESTIONS[0]], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    return done.stdout.strip().replace("\n", " ")[:60]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--connections", "--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10)
-    ap.add_argument("--threads", type=int, default=16)
-    ap.add_argument("--question", default="体检几月")
-    ap.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--members", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=16, help="waitress threads of both servers")
+    ap.add_argument("--question", default=None, help="ask only this (default: ten common questions)")
+    ap.add_argument("--no-cache-row", action="store_true",
+                    help="skip the row with the answer cache off")
+    ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve_echo:
+    if args.serve_bare:
         from waitress import serve
 
-        serve(echo_app(), host="127.0.0.1", port=args.serve_echo, threads=args.threads,
+        serve(bare_app(), host="127.0.0.1", port=args.serve_bare, threads=args.threads,
               _quiet=True)
         return
-    procs = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "WECHAT_TOKEN": TOKEN, "BOT_DATA_DIR": tmp, "BOT_LOG_LEVEL": "WARNING"}
-            bot_port, echo_port = free_port(), free_port()
-            procs.append(subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "serve", "--port",
-                                           str(bot_port), "--threads", str(args.threads),
-                                           "--no-scheduler"], env=env, cwd=ROOT,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            procs.append(subprocess.Popen([sys.executable, __file__, "--serve-echo", str(echo_port),
-                                           "--threads", str(args.threads)], cwd=ROOT,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            wait_up(bot_port)
-            wait_up(echo_port)
-            bot_url, echo_url = f"http://127.0.0.1:{bot_port}", f"http://127.0.0.1:{echo_port}"
-            reply = WeChatClient(TOKEN, url=bot_url).text("oWarmup0001", args.question).text
-            print(f"bot reply to {args.question!r}: {reply[:40]!r}…")
-            load(bot_url, 4, 1, args.question)  # warm up both
-            load(echo_url, 4, 1, args.question)
-            print(f"\n{args.clients} clients, {args.seconds:.0f} s each, waitress {args.threads} "
-                  f"threads, loopback\n")
-            print(f"{'server':28} {'requests':>8} {'req/s':>9} {'median ms':>10} {'p99 ms':>10}")
-            report("bare Flask echo (baseline)", load(echo_url, args.clients, args.seconds,
-                                                     args.question), args.seconds)
-            report("诚城青年助手 /wechat", load(bot_url, args.clients, args.seconds,
-                                              args.question), args.seconds)
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+    print(f"bot's reply to {args.question or QUESTIONS[0]!r}: {sample_reply(args)}…")
+    print(f"{args.members} members, {'1 question' if args.question else '10 questions'}, "
+          f"{args.connections} connections, {args.seconds:.0f} s per phase, waitress "
+          f"{args.threads} threads, loopback, {os.cpu_count()} CPUs; 'up in': process start → "
+          f"port accepts\n")
+    print(HEADER)
+    for row in measure("bare", "bare Flask+waitress (signature)", args):
+        print(row, flush=True)
+    for row in measure("bot", "bot /wechat", args):
+        print(row, flush=True)
+    if not args.no_cache_row:
+        for row in measure("bot", "bot, BOT_ANSWER_CACHE=0", args,
+                           {"BOT_ANSWER_CACHE": "0"}, fresh=False):
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def engine():
 
 
 def _after_change() -> None:
-    """Edits land in the database; make this process's engine see them before the next question."""
-    engine().reload_if_changed(force=True)
+    """Edits land in the database; this process answers from them before the save returns
+    (other processes' watchers pick them up within a second or two)."""
+    runtime().knowledge.refresh()
 
 
 def entry_dict(entry) -> dict:

@@ -9,8 +9,5 @@ if TYPE_CHECKING:
 
 
 def engine_for(rt: "Runtime") -> "Engine":
-    """The app's shared engine (built once, reloaded when the files or the database change)."""
-    from knowledge.engine import Engine
-
-    return rt.service("knowledge", lambda: Engine(db=rt.db,
-                                                 threshold=rt.settings.confidence_threshold))
+    """The app's current engine (`rt.knowledge` builds it at start and swaps in rebuilds)."""
+    return rt.knowledge.engine

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from knowledge.data import KnowledgeDataError
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(ingest)
@@ -41,7 +43,7 @@ def kb() -> None:
 @kb.command("check")
 def kb_check() -> None:
     """Load every knowledge file and report entries, sources and problems."""
-    from knowledge.data import KnowledgeDataError, load_entries, load_sources
+    from knowledge.data import load_entries, load_sources
 
     try:
         entries = load_entries()
@@ -57,10 +59,18 @@ def kb_check() -> None:
 @kb.command("test")
 @click.argument("question")
 def kb_test(question: str) -> None:
-    """Show how the engine ranks a question (scores of the top candidates)."""
-    from knowledge.engine import Engine
+    """Show how the engine ranks a question (scores of the top candidates), with the knowledge
+    files and the database's entries, aliases and documents, as the running bot answers it."""
+    from bot import _settings
+    from runtime import Runtime
 
-    engine = Engine()
+    rt = Runtime(_settings())
+    try:
+        engine = rt.knowledge.load()
+    except KnowledgeDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        rt.executor.shutdown(wait=False)
     answer = engine.answer(question)
     click.echo(f"normalised: {engine.normalize(question)}")
     for c in answer.candidates[:5]:

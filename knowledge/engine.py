@@ -54,10 +54,26 @@ WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期�
           "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "所问年份", "exam": "考试内容",
           "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率"}
+# The latest build of each data folder's files alone, by the files' mtimes: Corpus is immutable,
+# so engines on databases that add no knowledge (version 0) share it instead of rebuilding.
+_FILES_ONLY: dict[Path, tuple[tuple, "Corpus"]] = {}
 _QUESTION_WORDS = re.compile(
     r"什么时候|啥时候|是什么|是啥|什么|啥|多少|哪个|哪些|哪家|哪里|哪儿|哪天|哪位|怎么样|怎么|咋|如何|"
     r"是否|是不是|有没有|能不能|会不会|可不可以|可以|谁|几月|几个|几|吗|么|的|了|是|有|在|和|与|及|都|要|"
     r"我们|我|你们|你|他们|这个|那个|这|那|一下|一般|现在|今年|主要|具体|呢|啊|呀|吧|给|把|被|还|就|也|又")
+
+
+def fingerprint(data_dir: Path, db: Callable | None) -> tuple:
+    """What a build depends on: every knowledge file's mtime and size, and the database's
+    knowledge version (bumped by every organiser edit, alias and ingested document)."""
+    files = tuple((str(p), st.st_mtime_ns, st.st_size)
+                  for p in data_files(data_dir) for st in [os.stat(p)])
+    version = 0
+    if db is not None:
+        from storage import knowledge as kb_store
+
+        version = kb_store.version(db())
+    return files, version
 
 
 @dataclass
@@ -149,26 +165,28 @@ class Engine:
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._checked = 0.0
+        self.owner = None  # a knowledge.service.Knowledge that rebuilds it off the request path
         self.corpus: Corpus = self._build()
 
     # --- building and reloading ---------------------------------------------------------
     def _fingerprint(self) -> tuple:
-        files = tuple((str(p), os.stat(p).st_mtime_ns) for p in data_files(self.data_dir))
-        version = 0
-        if self._db is not None:
-            from storage import knowledge as kb_store
-
-            version = kb_store.version(self._db())
-        return files, version
+        return fingerprint(self.data_dir, self._db)
 
     def _build(self) -> Corpus:
         stamp = self._fingerprint()
+        files, version = stamp
+        shared = _FILES_ONLY.get(self.data_dir)
+        if version == 0 and shared and shared[0] == files:
+            self._stamp = stamp  # the database adds nothing: the files' build is reused
+            return shared[1]
         entries = load_entries(self.data_dir)
         passages: list[dict] = []
         if self._db is not None:
             entries, passages = self._merge_database(entries)
         corpus = Corpus(entries, load_sources(self.data_dir),
                         Normalizer(load_synonyms(self.data_dir)), passages)
+        if version == 0:
+            _FILES_ONLY[self.data_dir] = (files, corpus)
         self._stamp = stamp
         return corpus
 
@@ -193,6 +211,10 @@ class Engine:
         return list(by_id.values()), kb_store.passages(db)
 
     def reload_if_changed(self, *, force: bool = False) -> bool:
+        """A standalone engine looks for changes at most once a second. An engine with an owner
+        never builds here (answer() runs on the request path): its owner rebuilds and swaps it."""
+        if self.owner is not None:
+            return self.owner.refresh() if force else False
         now = time.monotonic()
         if not force and now - self._checked < RELOAD_CHECK_SECONDS:
             return False

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ import requests
 from click.testing import CliRunner
 
 from activities import service
-from bot import cli
+from bot import cli, command_prefix
 from handlers import pipeline
 from runtime import Runtime
 from settings import Settings, SettingsError, parse_offsets
@@ -59,7 +61,7 @@ def test_every_setting_is_read_from_the_environment_and_listed_in_the_readme():
 def test_settings_defaults_and_parsing(tmp_path):
     s = Settings.from_env({})
     assert s.wechat_api_base == "https://api.weixin.qq.com" and s.timezone == "Asia/Shanghai"
-    assert s.data_dir == Path("./data") and s.reminder_offsets == parse_offsets("24h,2h")
+    assert s.data_dir == ROOT / "data" and s.reminder_offsets == parse_offsets("24h,2h")
     s = Settings.from_env({"WECHAT_API_BASE": "http://127.0.0.1:9/", "BOT_REMINDER_OFFSETS":
                            "30m, 1d,90s", "BOT_DATA_DIR": str(tmp_path)})
     assert s.wechat_api_base == "http://127.0.0.1:9"
@@ -140,6 +142,12 @@ def test_the_readme_run_command_serves_webhook_simulator_and_pushes(tmp_path):
         out, _ = proc.communicate(timeout=15)
     assert "Token" in out and token in out and "/simulator" in out
     assert "fake WeChat API" in out
+    # the banner's commands run as printed, with the interpreter that runs the bot
+    command = re.search(r"Commands\s*: (.+) --help", out).group(1)
+    assert f"{command} chat --url {base}" in out and f"{command} admin add NAME" in out
+    helped = subprocess.run([*shlex.split(command), "--help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "serve" in helped.stdout
 
 
 def test_terminal_chat_answers_and_shows_what_is_pushed(tmp_path):
@@ -171,3 +179,49 @@ def test_terminal_chat_answers_and_shows_what_is_pushed(tmp_path):
                            text=True, cwd=ROOT, env=env, timeout=60)
     pushes = [line for line in again.stdout.splitlines() if line.startswith("【推送】")]
     assert len(pushes) == 1 and "周末护河志愿活动" in pushes[0]
+
+
+# --- found when tried as a new user: which python, which database -------------------------
+
+def test_the_banner_names_the_venv_python_when_it_is_not_activated(monkeypatch, tmp_path):
+    exe = os.path.abspath(sys.executable)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("PATH", str(Path(exe).parent) + os.pathsep + os.environ.get("PATH", ""))
+    python, script = command_prefix().split()
+    assert python in ("python", "python3") and script == "bot.py"  # activated: `python bot.py`
+    monkeypatch.setenv("PATH", str(tmp_path))  # not activated: no `python` that is this one
+    python, script = command_prefix().split()
+    assert os.path.abspath(ROOT / python) == exe and script == "bot.py"
+    monkeypatch.chdir(tmp_path)  # from another folder: the script's whole path
+    assert command_prefix().split()[1] == str(ROOT / "bot.py")
+
+
+def test_the_default_data_dir_is_the_project_folder_not_the_current_one(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).data_dir == ROOT / "data"
+    assert Settings.from_env({"BOT_DATA_DIR": "mine"}).data_dir == tmp_path / "mine"
+
+
+def test_a_command_run_from_another_folder_uses_and_names_the_projects_database(tmp_path):
+    """An admin made from one folder can log in to the server started from another."""
+    project = tmp_path / "chengcheng"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".git", "data", ".venv", "__pycache__", "test-artifacts", "*.db*"))
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    database = project / "data" / "bot.db"
+    made = subprocess.run([sys.executable, str(project / "bot.py"), "admin", "add", "李书记",
+                           "--password", "correct-horse-1"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert f"数据库：{database}（新建的空数据库）" in made.stderr
+    assert database.exists() and not (elsewhere / "data").exists()
+    listed = subprocess.run([sys.executable, "chengcheng/bot.py", "admin", "list"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "李书记" in listed.stdout
+    assert f"数据库：{database}\n" in listed.stderr  # the same one, not new
+
+
+def test_the_readme_says_once_how_to_run_python_from_the_venv():
+    assert "source .venv/bin/activate" in README and "`.venv/bin/python bot.py" in README
