@@ -1,8 +1,8 @@
 """Commands as members really type them: 报明, 取消保名, 签倒, 报名🙏 are the commands they resemble.
 
-A message whose leading words sound like a command (same pinyin) or are one character off a
-command of three or more characters is rewritten to that command before routing; what follows
-(a number, a code) is kept. Emoji and punctuation around a command are dropped.
+A message whose leading words sound like a command (same pinyin: 报明/报名, 保名/报名, 倒/到) is
+rewritten to that command before routing; what follows (a number, a code) is kept; a message
+that goes on in words is a sentence, not a command, and is left alone. Emoji and punctuation around a command are dropped.
 """
 from __future__ import annotations
 
@@ -29,9 +29,7 @@ def _resembles(head: str, command: str, sounds: list[set[str]]) -> bool:
     if len(head) != len(command) or head == command:
         return False
     differ = [i for i, (a, b) in enumerate(zip(head, command)) if a != b]
-    if all(set(readings(head[i])) & sounds[i] for i in differ):
-        return True  # 报明 / 签倒: every differing character sounds the same
-    return len(command) >= 4 and len(differ) == 1  # 取消保名
+    return all(set(readings(head[i])) & sounds[i] for i in differ)  # 报明, 签倒, 取消保名
 
 
 def canonical(text: str) -> str:
@@ -43,7 +41,7 @@ def canonical(text: str) -> str:
     if not match:
         return text
     head, rest = match.groups()
-    if rest and not re.match(r"^\s*[\dA-Za-z：:\s]", rest):
+    if rest and not re.match(r"^\s*[\dA-Za-z：:]", rest):
         return text  # more words follow: a sentence, not a command
     for command, sounds in _COMMAND_SOUNDS:
         if _resembles(head, command, sounds):

@@ -41,6 +41,7 @@ FOREIGN_TOPIC = 0.2
 NOT_STATED_OFF_TOPIC = 0.1  # a question naming none of the entry's topics needs a closer match
 VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
 MAX_VIEWS = 6
+QUERY_CACHE = 4096
 _YEAR = re.compile(r"(20[1-3]\d)年")
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
@@ -139,6 +140,7 @@ class Corpus:
         self.group_names = sorted({e.keywords[0] for e in entries
                                    if e.id.endswith("-lead") and e.origin == "alliance"})
         self.passages = passages
+        self._queries: dict[str, str] = {}  # one answer normalises the message several times
         self.unit_shorts = sorted({e.keywords[0] for e in entries
                                    if e.id.startswith("alliance-unit-") and e.keywords})
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
@@ -151,7 +153,13 @@ class Corpus:
 
     def query(self, text: str) -> str:
         """A member's text in the form the index uses: normalised, typos and initials fixed."""
-        return self.norm.normalize(self.speller.correct(self.norm.normalize(text)))
+        hit = self._queries.get(text)
+        if hit is None:
+            hit = self.norm.normalize(self.speller.correct(self.norm.normalize(text)))
+            if len(self._queries) >= QUERY_CACHE:
+                self._queries.clear()
+            self._queries[text] = hit
+        return hit
 
 
 class Engine:
@@ -308,13 +316,18 @@ class Engine:
             entries = [c.entries[i] for i in exact]
             own = [e for e in entries if e.origin == "organiser"]
             entries = own if len(own) == 1 else entries  # an organiser's phrasing is deliberate
+            exact_candidates = [Candidate(e, similarity=1.0, coverage=1.0, confidence=1.0,
+                                          relevance=1.0) for e in entries]
             if len({e.answer for e in entries}) == 1:
-                return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry")
-            return Answer(None, None, 1.0, False, "choose",
+                return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry",
+                              candidates=exact_candidates)
+            return Answer(None, None, 1.0, False, "choose", candidates=exact_candidates,
                           suggestions=[(e.id, e.question) for e in entries[:3]])
         unit = self._unit_membership(c.query(question))
         if unit is not None:
-            return Answer(self.format(unit), unit.id, 1.0, True, "entry")
+            return Answer(self.format(unit), unit.id, 1.0, True, "entry",
+                          candidates=[Candidate(unit, similarity=1.0, coverage=1.0, confidence=1.0,
+                                                relevance=1.0)])
         ranked = self.rank(question, k=CANDIDATES)
         best = ranked[0] if ranked else None
         if best and best.confidence >= self.threshold:

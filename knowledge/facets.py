@@ -37,8 +37,8 @@ ASKS: dict[str, re.Pattern] = {
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
     "requirement": re.compile(r"申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛"),
-    "name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任)的?[\u4e00-\u9fa5]{0,6}(?:是谁|叫啥|叫什么)|名字叫|叫什么名字|"
-                       r"名字是啥|名字是什么|分别是哪|具体是哪几|是哪几[所个家位]|都是哪些|都有哪些[学校高校大学社区]"),
+    "name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任)的?[\u4e00-\u9fa5]{0,6}(?:是谁|叫啥|叫什么)|"
+                       r"分别是哪|具体是哪几|是哪几[所个家位]|都是哪些|都有哪些[学校高校大学社区]"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
     "date": re.compile(r"哪天|截止时间|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
     "who": re.compile(r"谁|哪个单位|哪些单位|哪家单位|哪个部门|哪些部门|哪个处|哪些处|牵头|负责|领头|主办|哪个工会|哪些工会"),
@@ -122,7 +122,9 @@ def missing(question_kinds: set[str], entry_kinds: set[str]) -> set[str]:
 
 
 _ASKED_MEASURE = re.compile(r"(?:几|多少)(个人|名|人|位|张|次|场|天|公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
-_SAME_MEASURE = {"个人": "人|名|位", "人": "人|名|位", "名": "人|名|位", "位": "人|名|位"}
+_PEOPLE, _EVENTS, _PLACES = "人|名|位|人次", "次|场|期|批|届|轮", "所|家|个"
+_SAME_MEASURE = {"个人": _PEOPLE, "人": _PEOPLE, "名": _PEOPLE, "位": _PEOPLE, "次": _EVENTS, "场": _EVENTS,
+                 "期": _EVENTS, "批": _EVENTS, "届": _EVENTS, "所": _PLACES, "家": _PLACES}
 
 
 def measures(question: str) -> list[str]:

@@ -160,3 +160,10 @@ def test_a_loaded_plan_answers_its_year_and_other_years_say_which_plan(rt, wecha
     bad.write_text("year: 2026\ncitation: x\nitems:\n  - {key: a, name: b, months: [13]}\n", "utf-8")
     result = runner.invoke(bot.cli, ["kb", "calendar", str(bad)])
     assert result.exit_code != 0 and "1-12" in result.output
+
+
+def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat, db):
+    reply = ask(wechat, "每年啥时候去做身体检查呀")
+    assert reply.startswith("你是不是想问：「职工体检什么时候组织")
+    assert "9月" in reply and "——出处：《" in reply
+    assert unanswered(db) == 0

@@ -437,7 +437,7 @@ def test_unanswered_question_becomes_an_entry_and_the_bot_answers_it(console, rt
 
 
 def test_unanswered_question_becomes_an_alias_of_an_existing_entry(console, rt, wechat):
-    question = "每年啥时候去做身体检查呀"
+    question = "年度健康福利几月"
     first = wechat.text("oMemberA0001", question).text
     assert "没有找到" in first
     row = kb_store.unanswered(rt.db())[0]

@@ -268,7 +268,7 @@ def test_an_unanswered_question_made_an_alias_in_the_console_answers_at_once(mak
     app = make_app()
     rt = app.extensions["chengcheng"]
     admins.create(rt.db(), "管理员甲", _hash(PASSWORD), "admin", rt.clock.now())
-    question = "每年啥时候去做身体检查呀"
+    question = "年度健康福利几月"
     here = LiveServer(app).start()
     try:
         member = WeChatClient(TOKEN, url=here.url)
