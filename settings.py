@@ -70,6 +70,8 @@ class Settings:
     confidence_threshold: float = 0.42  # BOT_CONFIDENCE: below it the bot declines (bench/qa.py calibrates)
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
+    checkin_max_wrong: int = 5  # BOT_CHECKIN_MAX_WRONG wrong check-in codes per member per activity
+    checkin_wrong_window_minutes: float = 60  # BOT_CHECKIN_WRONG_WINDOW: ... within this many minutes
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
@@ -101,6 +103,8 @@ class Settings:
             "send_max_attempts": ("BOT_SEND_MAX_ATTEMPTS", int),
             "confidence_threshold": ("BOT_CONFIDENCE", float),
             "console_idle_minutes": ("BOT_CONSOLE_IDLE", float),
+            "checkin_max_wrong": ("BOT_CHECKIN_MAX_WRONG", int),
+            "checkin_wrong_window_minutes": ("BOT_CHECKIN_WRONG_WINDOW", float),
         }
         for name, key in text.items():
             if key in env:
@@ -132,6 +136,8 @@ class Settings:
             raise SettingsError("WECHAT_AES_KEY 必须是 43 个字符（公众号后台的 EncodingAESKey）")
         if self.fake_now:
             self.fixed_now()
+        if self.checkin_max_wrong < 1 or self.checkin_wrong_window_minutes <= 0:
+            raise SettingsError("BOT_CHECKIN_MAX_WRONG 和 BOT_CHECKIN_WRONG_WINDOW 必须大于 0")
         return replace(self, wechat_api_base=self.wechat_api_base.rstrip("/"),
                        data_dir=Path(self.data_dir))
 

@@ -58,7 +58,9 @@ def read_form(form) -> dict:
             "start": _time(form, "start", "开始时间"), "end": _time(form, "end", "结束时间"),
             "deadline": _time(form, "deadline", "报名截止时间"),
             "capacity": _number(form, "capacity", "名额", int),
-            "hours": _number(form, "hours", "志愿时长", float) or 0}
+            "hours": _number(form, "hours", "志愿时长", float) or 0,
+            "checkout": form.get("checkout") == "1",
+            "hours_step": _number(form, "hours_step", "时长取整", float) or 0.5}
 
 
 def form_of(activity: dict) -> dict:
@@ -74,7 +76,14 @@ def form_of(activity: dict) -> dict:
             "start": local(activity.get("start_at")), "end": local(activity.get("end_at")),
             "deadline": local(activity.get("deadline_at")),
             "capacity": activity.get("capacity") if activity.get("capacity") is not None else "",
-            "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else ""}
+            "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else "",
+            "checkout": bool(activity.get("checkout")),
+            "hours_step": svc.fmt_hours(activity.get("hours_step") or 0.5)}
+
+
+@bp.app_context_processor
+def form_choices() -> dict:
+    return {"hours_steps": [svc.fmt_hours(x) for x in svc.HOURS_STEPS]}
 
 
 def group_names() -> list[str]:
@@ -104,7 +113,8 @@ def _activity_or_404(activity_id: int) -> dict:
 def _view(activity: dict) -> dict:
     tz = runtime().settings.tz
     return {**activity, "when": svc.when(activity, tz), "where": svc.where(activity),
-            "left": svc.places_left(activity),
+            "left": svc.places_left(activity), "length": svc.length_hours(activity),
+            "started": bool(svc.start_of(activity) and svc.start_of(activity) <= now()),
             "status_words": svc.STATUS_WORDS.get(activity["status"], activity["status"])}
 
 

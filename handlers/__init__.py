@@ -28,6 +28,7 @@ def build_router() -> Router:
     r.add(signup.cancel)
     r.add(signup.mine)
     r.add(signup.check_in)
+    r.add(signup.check_out)
     r.add(signup.hours)
     r.add(broadcast.confirm)  # 确认/取消 while an organiser's 通知 waits
     r.add(broadcast.notice)

@@ -26,6 +26,7 @@ STATES = (CHOOSE, CANCEL_CHOOSE, PROFILE)
 LIST_WORDS = {"报名", "我要报名", "活动报名", "报名活动", "可报名活动", "可以报名的活动"}
 CANCEL_WORDS = {"取消", "退出", "算了", "不报了", "cancel", "q"}
 MINE_WORDS = {"我的报名", "我的活动", "报名记录", "我报了什么"}
+CHECKOUT_WORDS = {"签退", "我要签退"}
 HOURS_WORDS = {"我的志愿时长", "志愿时长", "我的时长", "我的志愿服务时长", "志愿服务时长"}
 LIST_MAX = 10  # one WeChat message (2048 bytes) holds about ten entries
 RECENT_RECORDS = 5
@@ -289,17 +290,55 @@ def check_in(msg: Message, ctx: Context) -> Reply | None:
     m = CHECK_IN.match(text)
     if not m:
         return None
+    return check_in_reply(msg, ctx, m.group(1))
+
+
+def attempt_rules(ctx: Context) -> service.AttemptRules:
+    s = ctx.settings
+    return service.AttemptRules(s.checkin_max_wrong,
+                                timedelta(minutes=s.checkin_wrong_window_minutes))
+
+
+def check_in_reply(msg: Message, ctx: Context, code: str, *, scanned: bool = False) -> Reply:
+    """Check in with a typed or scanned code and say the outcome (shared with QR scans)."""
     try:
-        result = service.check_in(ctx.db, msg.openid, m.group(1), ctx.now, ctx.tz)
+        result = service.check_in(ctx.db, msg.openid, code, ctx.now, ctx.tz, attempt_rules(ctx),
+                                  scanned=scanned)
+    except service.NotSignedUp as exc:
+        a = exc.activity
+        hint = (f"先回复“报名 {a['title']}”报名，报名确认后再扫码签到。" if service.is_signable(a, ctx.now)
+                else "这个活动已经停止报名，如已到场请联系现场组织者。")
+        return Reply(f"{exc}{hint}", topic="checkin")
     except ActivityError as exc:
         return Reply(_error(exc, ctx), topic="checkin")
     a, s = result.activity, result.signup
     if result.already:
         return Reply(f"你已经签到过了：「{a['title']}」，签到时间 "
                      f"{fmt_local(from_db(s['checked_in_at']), ctx.tz)}。", topic="checkin")
+    if a.get("checkout"):
+        return Reply(f"签到成功：「{a['title']}」。\n本活动需要签退：离开时回复“签退”，"
+                     "按实际参加的时间记志愿时长。", topic=f"checkin:{a['id']}")
     credit = f"，记志愿时长 {service.fmt_hours(s['hours'])} 小时" if s["hours"] else ""
     return Reply(f"签到成功：「{a['title']}」{credit}。\n查看累计时长回复“我的志愿时长”。",
                  topic=f"checkin:{a['id']}")
+
+
+def check_out(msg: Message, ctx: Context) -> Reply | None:
+    """`签退`: ends the attendance at an activity with 签退 on; hours from the real time."""
+    if _clean(msg.text) not in CHECKOUT_WORDS:
+        return None
+    try:
+        result = service.check_out(ctx.db, msg.openid, ctx.now)
+    except ActivityError as exc:
+        return Reply(_error(exc, ctx), topic="checkout")
+    a, s = result.activity, result.signup
+    if result.already:
+        return Reply(f"你已经签退过了：「{a['title']}」，签退时间 "
+                     f"{fmt_local(from_db(s['checked_out_at']), ctx.tz)}，"
+                     f"记志愿时长 {service.fmt_hours(s['hours'])} 小时。", topic="checkout")
+    return Reply(f"签退成功：「{a['title']}」，按实际参加时间记志愿时长 "
+                 f"{service.fmt_hours(s['hours'])} 小时。\n查看累计时长回复“我的志愿时长”。",
+                 topic=f"checkout:{a['id']}")
 
 
 def hours(msg: Message, ctx: Context) -> Reply | None:

@@ -107,6 +107,24 @@ def m020_sched_claims(db: Database) -> None:
     db["deliveries"].create_index(["openid", "status"])
 
 
+@migrations()
+def m060_attendance(db: Database) -> None:
+    # Hours that hold up: attendance stands, hours only for attended sign-ups, counted guesses.
+    db["activities"].add_column("checkout", int, not_null_default=0)  # 签退 turned on
+    db["activities"].add_column("hours_step", float, not_null_default=0.5)  # rounding, down
+    db["signups"].add_column("checked_out_at", str)
+    db.execute("CREATE TRIGGER signups_attendance_stands BEFORE UPDATE OF status ON signups "
+               "WHEN OLD.checked_in_at IS NOT NULL AND NEW.status = 'cancelled' "
+               "BEGIN SELECT RAISE(ABORT, 'an attended sign-up cannot be cancelled'); END")
+    db.execute("CREATE TRIGGER signups_hours_need_attendance BEFORE UPDATE OF hours ON signups "
+               "WHEN NEW.hours IS NOT NULL AND NEW.checked_in_at IS NULL "
+               "BEGIN SELECT RAISE(ABORT, 'hours need an attended sign-up'); END")
+    db["checkin_attempts"].create({"id": int, "openid": str, "activity_id": int, "code": str,
+                                   "at": str}, pk="id",
+                                  not_null={"openid", "activity_id", "at"})
+    db["checkin_attempts"].create_index(["openid", "activity_id", "at"])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
