@@ -33,6 +33,15 @@ CS_REFUSED = {45015, 45047}  # outside the window / over the count: try the next
 REMINDER_KINDS = ("reminder", "recurring")  # sent with WECHAT_TEMPLATE_REMINDER
 
 
+def report_words(report: str | None) -> str:
+    """WeChat's TEMPLATESENDJOBFINISH status as organisers read it."""
+    if report is None:
+        return "微信尚未回报"
+    key = report.replace(" ", "").lower()
+    return {"success": "微信确认送达", "failed:userblock": "成员拒收（已关闭模板消息）",
+            "failed:systemfailed": "微信系统原因未送达"}.get(key, f"微信回报：{report}")
+
+
 def backoff(attempt: int) -> timedelta:
     """15 s, 30 s, 1 min, 2 min … capped at 30 min."""
     return min(BACKOFF_BASE * (2 ** max(0, attempt - 1)), BACKOFF_MAX)
@@ -118,14 +127,16 @@ class Dispatcher:
         for channel in channels:
             self.limiter.wait()
             try:
-                self._send(channel, row)
+                answer = self._send(channel, row)
             except WeChatAPIError as exc:
                 if channel == "custom" and exc.errcode in CS_REFUSED:
                     why_not.insert(0, exc.reason)
                     continue
                 self._failed(row, exc, channel)
                 return
-            deliveries.mark_sent(db, row["id"], channel, self.rt.clock.now())
+            msgid = answer.get("msgid") if channel == "template" else None
+            deliveries.mark_sent(db, row["id"], channel, self.rt.clock.now(),
+                                 str(msgid) if msgid is not None else None)
             self.stats["sent"] += 1
             return
         deliveries.mark_final(db, row["id"], "unreachable", "无可用渠道：" + "；".join(why_not))
@@ -165,16 +176,16 @@ class Dispatcher:
         return s.wechat_template_reminder if row["kind"] in REMINDER_KINDS \
             else s.wechat_template_notice
 
-    def _send(self, channel: str, row: dict) -> None:
+    def _send(self, channel: str, row: dict) -> dict:
+        """Send one row on one channel; returns WeChat's answer (a template's carries msgid)."""
         data = json.loads(row["data"]) if row["data"] else {}
         if channel == "custom":
-            self.api.send_custom_text(row["openid"], row["text"])
-        elif channel == "template":
-            self.api.send_template(row["openid"], self._template_id(row),
-                                   template_fields(row, data, self.rt.settings.tz))
-        else:
-            self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
-                                    subscribe_fields(row, data, self.rt.settings.tz))
+            return self.api.send_custom_text(row["openid"], row["text"])
+        if channel == "template":
+            return self.api.send_template(row["openid"], self._template_id(row),
+                                          template_fields(row, data, self.rt.settings.tz))
+        return self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
+                                       subscribe_fields(row, data, self.rt.settings.tz))
 
     def _failed(self, row: dict, exc: WeChatAPIError, channel: str) -> None:
         db = self.rt.db()

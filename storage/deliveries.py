@@ -84,10 +84,29 @@ def release(db: Database, delivery_id: int, at: datetime) -> None:
                [to_db(at), delivery_id])
 
 
-def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime) -> None:
+def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime,
+              wechat_msgid: str | None = None) -> None:
+    """WeChat accepted the row; `wechat_msgid` (template messages) matches its later report."""
     db.execute("UPDATE deliveries SET status = 'sent', channel = ?, sent_at = ?, "
-               "last_error = NULL, claimed_by = NULL WHERE id = ?",
-               [channel, to_db(now), delivery_id])
+               "last_error = NULL, claimed_by = NULL, wechat_msgid = ?, report = NULL, reported_at = NULL "
+               "WHERE id = ?",
+               [channel, to_db(now), wechat_msgid, delivery_id])
+
+
+def record_report(db: Database, wechat_msgid: str, openid: str, status: str,
+                  now: datetime) -> int:
+    """WeChat's TEMPLATESENDJOBFINISH for the row it sent as `wechat_msgid` to `openid`
+    ('success', 'failed:user block', 'failed: system failed'); returns rows updated (0: not ours)."""
+    return db.execute("UPDATE deliveries SET report = ?, reported_at = ? WHERE wechat_msgid = ? "
+                      "AND openid = ?", [status, to_db(now), wechat_msgid, openid]).rowcount
+
+
+def report_counts(db: Database, batch: str | None = None) -> list[dict]:
+    """Template messages by WeChat's delivery report (None: no report yet), most first."""
+    where, args = ("AND batch = ?", [batch]) if batch else ("", [])
+    return list(db.query(
+        "SELECT report, count(*) count FROM deliveries WHERE status = 'sent' "
+        f"AND channel = 'template' {where} GROUP BY report ORDER BY count DESC", args))
 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:

@@ -125,6 +125,15 @@ def m060_attendance(db: Database) -> None:
     db["checkin_attempts"].create_index(["openid", "activity_id", "at"])
 
 
+@migrations()
+def m061_delivery_reports(db: Database) -> None:
+    # WeChat's msgid for a template message, and its TEMPLATESENDJOBFINISH report.
+    db["deliveries"].add_column("wechat_msgid", str)
+    db["deliveries"].add_column("report", str)
+    db["deliveries"].add_column("reported_at", str)
+    db["deliveries"].create_index(["wechat_msgid"])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
