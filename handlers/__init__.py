@@ -27,6 +27,7 @@ def build_router() -> Router:
     r.add(profile.bind)
     r.add(profile.my_info)
     r.add(signup.signup)
+    r.add(signup.details)
     r.add(signup.cancel)
     r.add(signup.mine)
     r.add(signup.check_in)

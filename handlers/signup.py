@@ -35,11 +35,12 @@ CN_DIGITS = {c: n for n, c in enumerate("一二三四五六七八九十", 1)}
 SIGNUP_KEYWORD = re.compile(r"^(?:我要)?报名(?:\s*[:：]\s*|\s+)(.+)$", re.S)
 SIGNUP_GLUED = re.compile(r"^(?:我要)?报名(.{2,})$", re.S)
 CANCEL_SIGNUP = re.compile(r"^取消报名\s*[:：]?\s*(.*)$", re.S)
+DETAILS = re.compile(r"^(?:活动详情|活动详细|详情)\s*[:：]?\s*(.*)$", re.S)
 CHECK_IN = re.compile(r"^签到\s*[:：]?\s*([0-9A-Za-z]{3,12})$")
 NUMBER = re.compile(r"^第?\s*(\d{1,3}|[一二三四五六七八九十])\s*(?:个|项|号|条)?\s*[.。]?$")
 
 EMPTY_LIST = "目前没有可以报名的活动，有新活动会在这里发布。"
-LIST_HINT = "回复数字报名，例如“1”；回复“取消”退出。"
+LIST_HINT = "回复数字报名，例如“1”；回复“取消”退出。\n看时间、地点、注意事项等详情回复“活动详情 编号”，例如“活动详情 1”。"
 NO_MATCH = "没有找到和“{kw}”相关的可报名活动。回复“报名”查看全部可报名的活动。"
 BAD_NUMBER = "没有第{n}项。请回复 1–{max} 之间的数字，或回复“取消”退出。"
 ASK_PROFILE = "报名「{title}」前请先登记信息（只需一次）。\n请回复：" + FORMAT
@@ -183,14 +184,87 @@ def _attempt(msg: Message, ctx: Context, activity_id: int) -> Reply:
         return Reply(_error(exc, ctx), topic="signup.refused")
     dialogs.clear(ctx.db, msg.openid)
     a, tz = result.activity, ctx.tz
+    notes = _notes(a)
     if result.confirmed:
         text = (f"报名成功！\n活动：{a['title']}\n时间：{service.when(a, tz)}\n"
-                f"地点：{service.where(a)}\n查看回复“我的报名”；不能参加请回复“取消报名”。")
+                f"地点：{service.where(a)}\n{notes}查看回复“我的报名”；不能参加请回复“取消报名”。")
         return Reply(text, topic=f"signup:{a['id']}")
     text = (f"名额已满，已为你登记候补：候补第{result.position}位。\n活动：{a['title']}\n"
-            f"时间：{service.when(a, tz)}\n地点：{service.where(a)}\n"
+            f"时间：{service.when(a, tz)}\n地点：{service.where(a)}\n{notes}"
             "有人取消时按顺序自动递补，递补成功会通知你。")
     return Reply(text, topic=f"signup:{a['id']}")
+
+
+def _notes(activity: dict) -> str:
+    """The organiser's notes (where to gather, what to bring), as a line of the reply."""
+    return f"注意事项：{activity['description']}\n" if activity.get("description") else ""
+
+
+# --- 活动详情 -------------------------------------------------------------------------------
+
+def details(msg: Message, ctx: Context) -> Reply | None:
+    """`活动详情 N` (N as in the 报名 list) or `活动详情 关键词`: everything a member needs to
+    decide and to turn up: time, place, deadline, places left, hours, the organiser's notes."""
+    text = _clean(msg.text)
+    m = DETAILS.match(text)
+    if not m:
+        return None
+    arg = m.group(1).strip()
+    if not text.startswith("活动") and parse_number(arg) is None:
+        return None  # "详情 …" is only ours with a list number
+    open_now = service.list_open(ctx.db, ctx.now)[:LIST_MAX]
+    if not arg:
+        if not open_now:
+            return Reply(EMPTY_LIST, topic="signup.details")
+        lines = ["回复“活动详情 编号”查看详情，编号如下："]
+        lines += [f"{n}. {a['title']}" for n, a in enumerate(open_now, 1)]
+        return Reply("\n".join(lines), topic="signup.details")
+    n = parse_number(arg)
+    if n is not None:
+        if not 1 <= n <= len(open_now):
+            return Reply(BAD_NUMBER.format(n=n, max=len(open_now)) if open_now else EMPTY_LIST,
+                         topic="signup.bad_number")
+        activity = open_now[n - 1]
+    else:
+        found = service.search(ctx.db, arg, ctx.now)
+        if not found:
+            return Reply(NO_MATCH.format(kw=arg), topic="signup.no_match")
+        activity = found[0]
+        n = next((i for i, a in enumerate(open_now, 1) if a["id"] == activity["id"]), None)
+    return Reply(describe_activity(activity, ctx, n), topic=f"details:{activity['id']}")
+
+
+def describe_activity(a: dict, ctx: Context, n: int | None = None) -> str:
+    tz = ctx.tz
+    deadline = service.deadline_of(a)
+    if a.get("checkout"):
+        hours = (f"按签到到签退的实际时间计（{service.fmt_hours(a.get('hours_step') or 0.5)} "
+                 "小时向下取整）")
+    else:
+        hours = f"{service.fmt_hours(a['hours'])} 小时（签到后记入）" if a.get("hours") else "不记"
+    lines = [f"「{a['title']}」",
+             f"时间：{service.when(a, tz)}",
+             f"地点：{service.where(a)}",
+             f"报名截止：{fmt_local(deadline, tz) if deadline else '待定'}",
+             f"名额：{_places(a)}",
+             f"志愿时长：{hours}"]
+    if a.get("grp"):
+        lines.append(f"组织：{a['grp']}")
+    if a.get("description"):
+        lines.append(f"注意事项：{a['description']}")
+    if service.is_signable(a, ctx.now):
+        lines.append(f"报名请回复“报名 {n}”。" if n else f"报名请回复“报名 {a['title']}”。")
+    else:
+        lines.append(_error_for(a, ctx))
+    return "\n".join(lines)
+
+
+def _error_for(activity: dict, ctx: Context) -> str:
+    try:
+        service.check_signable(activity, ctx.now)
+    except ActivityError as exc:
+        return _error(exc, ctx)
+    return ""
 
 
 def _error(exc: ActivityError, ctx: Context) -> str:
