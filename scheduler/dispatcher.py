@@ -20,6 +20,8 @@ from privacy import mask_openid
 from scheduler import jobs
 from storage import deliveries, members
 from wechat.api import WeChatAPI, WeChatAPIError
+from wechat.templates import TemplateFieldError
+from wechat.templates import check as check_template_fields
 
 if TYPE_CHECKING:
     from runtime import Runtime
@@ -128,6 +130,10 @@ class Dispatcher:
             self.limiter.wait()
             try:
                 answer = self._send(channel, row)
+            except TemplateFieldError as exc:  # never sent: WeChat would answer 47003
+                deliveries.mark_final(db, row["id"], "failed", str(exc), channel)
+                self.stats["failed"] += 1
+                return
             except WeChatAPIError as exc:
                 if channel == "custom" and exc.errcode in CS_REFUSED:
                     why_not.insert(0, exc.reason)
@@ -182,8 +188,10 @@ class Dispatcher:
         if channel == "custom":
             return self.api.send_custom_text(row["openid"], row["text"])
         if channel == "template":
-            return self.api.send_template(row["openid"], self._template_id(row),
-                                          template_fields(row, data, self.rt.settings.tz))
+            fields = template_fields(row, data, self.rt.settings.tz)
+            check_template_fields(fields)
+            return self.api.send_template(row["openid"], self._template_id(row), fields,
+                                          client_msg_id=client_msg_id(row))
         return self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
                                        subscribe_fields(row, data, self.rt.settings.tz))
 
@@ -205,6 +213,12 @@ class Dispatcher:
         deliveries.mark_final(db, row["id"], "failed", reason, channel)
         self.stats["failed"] += 1
         log.warning("delivery %s to %s failed: %s", row["id"], who, reason)
+
+
+def client_msg_id(row: dict) -> str:
+    """The outbox row's id: WeChat sends one template message per openid and client_msg_id,
+    so a resend after a crash between sending and recording is dropped by WeChat."""
+    return str(row["id"])
 
 
 def row_activity(row: dict) -> int | None:

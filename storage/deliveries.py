@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from clock import from_db, to_db
 from storage.db import immediate
+from wechat.templates import check as check_template_fields
 
 FINAL = ("sent", "failed", "unreachable", "dropped", "cancelled")
 
@@ -22,7 +23,10 @@ def enqueue(db: Database, *, dedupe_key: str, openid: str, kind: str, text: str,
             due_at: datetime, now: datetime, title: str | None = None,
             data: dict | None = None, expires_at: datetime | None = None,
             batch: str | None = None) -> bool:
-    """Queue one message; False if a row with this dedupe key exists already."""
+    """Queue one message; False if a row with this dedupe key exists already.
+    Raises wechat.templates.TemplateFieldError when a template field in `data` is over
+    WeChat's limit (it would fail with 47003 at sending time)."""
+    check_template_fields(data)
     cur = db.execute(
         "INSERT OR IGNORE INTO deliveries(dedupe_key, openid, kind, title, text, data, due_at, "
         "expires_at, status, attempts, next_attempt_at, batch, created_at) "

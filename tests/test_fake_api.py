@@ -319,3 +319,41 @@ def test_errmsg_table_has_real_texts():
     assert ERRMSG[-1] == "system error"
     assert ERRMSG[45015] == "response out of time limit or subscription is canceled"
     assert ERRMSG[47001] == "data format error"
+
+
+# --- template field limits (47003) and client_msg_id ------------------------------------------
+
+def send_template(api, token, data, **extra):
+    return post(api, "/cgi-bin/message/template/send", token,
+                {"touser": ALICE, "template_id": "tmpl", "data": data, **extra}).json()
+
+
+@pytest.mark.parametrize("key,value", [
+    ("thing1", "一" * 21), ("keyword2", "x" * 21), ("character_string3", "A" * 33),
+    ("character_string3", "订单A123"), ("phrase4", "报名已经成功"), ("phrase4", "OK"),
+])
+def test_template_fields_over_their_limits_get_47003(api, key, value):
+    token = get_token(api)["access_token"]
+    body = send_template(api, token, {key: {"value": value}})
+    assert body["errcode"] == 47003 and key in body["errmsg"]
+    assert api.inbox() == []
+
+
+def test_template_fields_at_their_limits_are_delivered(api):
+    token = get_token(api)["access_token"]
+    body = send_template(api, token, {"thing1": {"value": "一" * 20},
+                                      "character_string2": {"value": "A-123_x" * 4},
+                                      "phrase3": {"value": "报名成功"},
+                                      "remark": {"value": "不限" * 100}})
+    assert body["errcode"] == 0 and len(api.inbox()) == 1
+
+
+def test_client_msg_id_sends_one_message_per_openid(api):
+    token = get_token(api)["access_token"]
+    data = {"keyword1": {"value": "活动提醒"}}
+    first = send_template(api, token, data, client_msg_id="17")
+    again = send_template(api, token, data, client_msg_id="17")
+    other = send_template(api, token, data, client_msg_id="18")
+    assert first["errcode"] == again["errcode"] == 0 and first["msgid"] == again["msgid"]
+    assert other["msgid"] != first["msgid"]
+    assert [m["msgid"] for m in api.inbox()] == [first["msgid"], other["msgid"]]

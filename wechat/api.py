@@ -37,6 +37,7 @@ PERMANENT_ERRORS = {
     43101: "成员未订阅该通知",
     45015: "超出 48 小时客服消息窗口",
     45047: "超出客服消息条数限制",
+    47003: "模板字段不符合微信限制",
 }
 
 
@@ -196,11 +197,15 @@ class WeChatAPI:
                          {"touser": openid, "msgtype": "text", "text": {"content": text}})
 
     def send_template(self, openid: str, template_id: str, data: dict,
-                      url: str | None = None) -> dict:
+                      url: str | None = None, client_msg_id: str | None = None) -> dict:
+        """A template message; WeChat sends one message per (openid, client_msg_id), so a
+        retry after a lost answer is dropped by WeChat itself. The answer carries msgid."""
         body = {"touser": openid, "template_id": template_id,
                 "data": {k: {"value": v} for k, v in data.items()}}
         if url:
             body["url"] = url
+        if client_msg_id:
+            body["client_msg_id"] = client_msg_id
         return self.call("POST", "/cgi-bin/message/template/send", body)
 
     def send_subscribe(self, openid: str, template_id: str, data: dict) -> dict:

@@ -53,9 +53,17 @@ ERRMSG = {
     45047: "out of response count limit",
     46003: "menu no exist",
     47001: "data format error",
+    47003: "argument invalid!",
 }
 
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+# WeChat's field types for template/subscribe data, by key name without its number:
+# (max characters, allowed pattern or None). Over the limit -> 47003.
+FIELD_TYPES = {"thing": (20, None), "keyword": (20, None),
+               "character_string": (32, re.compile(r"^[\x21-\x7e ]*$")),
+               "phrase": (5, re.compile(r"^[\u4e00-\u9fff]*$"))}
+FIELD_KEY = re.compile(r"^([a-z_]+?)(\d+)$")
+CLIENT_MSG_TTL = 600  # seconds WeChat remembers a client_msg_id
 USER_PAGE_SIZE = 10000
 _BAD_BODY = object()  # sentinel: body present but not a JSON object
 
@@ -107,6 +115,7 @@ class FakeWeChatAPI:
         self._random_faults: list[dict] = []
         self._menu: dict | None = None
         self._msgid = 1000000000
+        self._client_msgs: dict[tuple[str, str], tuple[float, int]] = {}
         self._subscribers: list[str] = []
         self.unsubscribed: set[str] = set()
 
@@ -399,15 +408,40 @@ class FakeWeChatAPI:
         data = body.get("data", {})
         if not isinstance(data, dict):
             return _err(47001)
+        bad = self._bad_field(data)
+        if bad:
+            return {"errcode": 47003, "errmsg": f"argument invalid! data.{bad}.value invalid"}
         if body["touser"] in self.unsubscribed:
             return _err(43004)
+        client_msg_id = body.get("client_msg_id") if kind == "template" else None
         with self._lock:
+            if isinstance(client_msg_id, str) and client_msg_id:
+                seen = self._client_msgs.get((body["touser"], client_msg_id))
+                if seen and time.monotonic() - seen[0] < CLIENT_MSG_TTL:
+                    return seen[1]  # WeChat sends one message per openid + client_msg_id
             self._msgid += 1
             msgid = self._msgid
+            if isinstance(client_msg_id, str) and client_msg_id:
+                self._client_msgs[(body["touser"], client_msg_id)] = (time.monotonic(), msgid)
         self._deliver(body["touser"], kind, msgtype="template", content=self._render_data(data),
                       template_id=template_id, data=data, msgid=msgid,
                       **{link_key: body.get(link_key)})
         return msgid
+
+    @staticmethod
+    def _bad_field(data: dict) -> str | None:
+        """The first field whose value breaks its type's limit (WeChat answers 47003)."""
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else item
+            m = FIELD_KEY.match(str(key))
+            rule = FIELD_TYPES.get(m.group(1)) if m else None
+            if rule is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            limit, pattern = rule
+            if len(text) > limit or (pattern is not None and not pattern.match(text)):
+                return key
+        return None
 
     def _r_template_send(self, method, query, body):
         result = self._template_like(query, body, "template", "url")
