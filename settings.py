@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
+DEFAULT_QR_BASE = "https://mp.weixin.qq.com"  # showqrcode lives on WeChat's other host
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -55,6 +56,7 @@ class Settings:
     wechat_cs_window_hours: float = 48  # WECHAT_CS_WINDOW_HOURS
     wechat_cs_max_messages: int = 5  # WECHAT_CS_MAX_MESSAGES per window
     wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
+    wechat_qr_base: str = ""  # WECHAT_QR_BASE: showqrcode host; empty: WeChat's, or the API base
 
     # The bot
     data_dir: Path = Path("./data")  # BOT_DATA_DIR: the SQLite file lives here
@@ -84,7 +86,7 @@ class Settings:
         text = {
             "wechat_token": "WECHAT_TOKEN", "wechat_aes_key": "WECHAT_AES_KEY",
             "wechat_appid": "WECHAT_APPID", "wechat_secret": "WECHAT_SECRET",
-            "wechat_api_base": "WECHAT_API_BASE",
+            "wechat_api_base": "WECHAT_API_BASE", "wechat_qr_base": "WECHAT_QR_BASE",
             "wechat_template_reminder": "WECHAT_TEMPLATE_REMINDER",
             "wechat_template_notice": "WECHAT_TEMPLATE_NOTICE",
             "wechat_subscribe_template": "WECHAT_SUBSCRIBE_TEMPLATE",
@@ -144,6 +146,15 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def qr_base(self) -> str:
+        """Where QR images are shown: WECHAT_QR_BASE, else WeChat's own host for the official
+        API, else the API base (the local fake serves both)."""
+        if self.wechat_qr_base:
+            return self.wechat_qr_base.rstrip("/")
+        return DEFAULT_QR_BASE if self.wechat_api_base == DEFAULT_API_BASE \
+            else self.wechat_api_base
 
     @property
     def db_path(self) -> Path:

@@ -746,7 +746,7 @@ def _notify_promoted(db: Database, activity: dict, signup: dict, now: datetime,
 
 def _notice_data(activity: dict, tz: ZoneInfo, state: str) -> dict:
     return {"keyword1": activity["title"][:20], "keyword2": when(activity, tz)[:20],
-            "keyword3": state}
+            "keyword3": state, "activity_id": activity["id"]}
 
 
 def _new_code(db: Database) -> str:

@@ -9,14 +9,12 @@ import io
 import tempfile
 from pathlib import Path
 
-import qrcode
-import qrcode.image.svg
-from flask import (Blueprint, abort, flash, redirect, render_template, request, send_file,
-                   url_for)
-from markupsafe import Markup
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   send_file, url_for)
 
 from activities import ActivityError, ActivityNotFound, exports
 from activities import service as svc
+from activities.qr import checkin_qr
 from clock import TimeFormatError, fmt_iso_local, from_db, parse_local
 from console.auth import actor, db, login_required, now, record, runtime
 from knowledge.data import load_alliance
@@ -91,16 +89,30 @@ def group_names() -> list[str]:
     return [f"{g['name']}共同体" for g in load_alliance().get("groups") or []] + ["工会"]
 
 
+@bp.app_template_filter("when_dt")
+def when_dt_filter(moment) -> str:
+    """An aware datetime as organisers read it (BOT_TIMEZONE)."""
+    from clock import fmt_local
+
+    return fmt_local(moment, runtime().settings.tz) if moment else ""
+
+
 @bp.app_template_filter("hours")
 def hours_filter(value) -> str:
     """Volunteer hours as members read them: 2.5, 3 (never 3.0)."""
     return svc.fmt_hours(value)
 
 
-def qr_svg(text: str) -> Markup:
-    """The text as a QR code, inline SVG (no image files, no network)."""
-    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
-    return Markup(img.to_string(encoding="unicode"))
+def wechat_api():
+    from wechat.api import WeChatAPI
+
+    rt = runtime()
+    return rt.service("wechat_api", lambda: WeChatAPI(rt.settings, rt.db, rt.clock.now))
+
+
+def _qr(activity: dict):
+    """The activity's WeChat check-in QR code (made on first view), or None."""
+    return checkin_qr(db(), wechat_api(), activity, now())
 
 
 def _activity_or_404(activity_id: int) -> dict:
@@ -178,14 +190,44 @@ def detail(activity_id: int):
     for s in signups:
         s["phone_masked"] = mask_phone(s.get("phone"))
         s["status_words"] = svc.SIGNUP_WORDS.get(s["status"], s["status"])
-    code = activity.get("checkin_code")
     return render_template(
         "console/activity.html", a=activity, signups=signups,
         live=[s for s in signups if s["status"] != "cancelled"],
         cancelled=[s for s in signups if s["status"] == "cancelled"],
         checked_in=sum(1 for s in signups if s["checked_in_at"] and s["status"] == "confirmed"),
-        qr=qr_svg(f"签到 {code}") if code and activity["status"] != "cancelled" else None,
-        formats=exports.FORMATS)
+        qr=_qr(activity), reports=_reports(activity_id), formats=exports.FORMATS)
+
+
+def _reports(activity_id: int) -> list[tuple[str, int]]:
+    from scheduler.dispatcher import report_words
+    from storage import deliveries
+
+    return [(report_words(r["report"]), r["count"])
+            for r in deliveries.report_counts_for_activity(db(), activity_id)]
+
+
+@bp.get("/<int:activity_id>/qr")
+@login_required(role=ROLE)
+def qr_page(activity_id: int):
+    """The check-in QR code on its own page, for a phone held up at the venue or for print."""
+    activity = _view(_activity_or_404(activity_id))
+    return render_template("console/checkin_qr.html", a=activity, qr=_qr(activity))
+
+
+@bp.get("/<int:activity_id>/qr.png")
+@login_required(role=ROLE)
+def qr_image(activity_id: int):
+    """The QR image from WeChat's showqrcode, passed through (no third-party image on the page)."""
+    from wechat.api import WeChatAPIError
+
+    qr = _qr(_activity_or_404(activity_id))
+    if qr is None or not qr.ticket:
+        abort(404)
+    try:
+        data, ctype = wechat_api().qrcode_image(qr.ticket)
+    except WeChatAPIError:
+        abort(502)
+    return Response(data, mimetype=ctype.split(";")[0])
 
 
 @bp.post("/<int:activity_id>/status")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from activities.qr import code_from_scene
 from handlers import words
+from handlers.signup import check_in_reply
 from handlers.router import Context, Reply
 from storage import members
 from wechat.messages import Message
@@ -12,7 +14,12 @@ MAX_CLICK_DEPTH = 1
 
 
 def subscribe(msg: Message, ctx: Context) -> Reply:
+    """A follow, whatever its EventKey; one through a check-in QR code also checks in."""
     members.touch(ctx.db, msg.openid, ctx.now, subscribed=True)
+    code = code_from_scene(msg.event_key)
+    if code is not None:
+        outcome = check_in_reply(msg, ctx, code, scanned=True)
+        return Reply(f"{words.WELCOME}\n\n{outcome.text}", topic=outcome.topic)
     return Reply(words.WELCOME, topic="subscribe")
 
 
@@ -23,6 +30,10 @@ def unsubscribe(msg: Message, ctx: Context) -> Reply:
 
 
 def scan(msg: Message, ctx: Context) -> Reply:
+    """A follower scanned a parametric QR code: a check-in code checks in, by 签到's rules."""
+    code = code_from_scene(msg.event_key)
+    if code is not None:
+        return check_in_reply(msg, ctx, code, scanned=True)
     return Reply(words.SCAN, topic="scan")
 
 

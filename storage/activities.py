@@ -227,6 +227,21 @@ def member_live_signups(db: Database, openid: str) -> list[tuple[dict, dict]]:
             for r in rows]
 
 
+# --- check-in QR codes ---------------------------------------------------------------------
+
+def get_qr(db: Database, activity_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM checkin_qr WHERE activity_id = ?", [activity_id])
+
+
+def put_qr(db: Database, activity_id: int, *, code: str, ticket: str | None, url: str | None,
+           expires_at: datetime, error: str | None, unverified: bool, now: datetime) -> None:
+    """The activity's current QR code (or the error that stopped it, retried after expires_at)."""
+    db.execute("INSERT OR REPLACE INTO checkin_qr(activity_id, code, ticket, url, expires_at, "
+               "error, unverified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               [activity_id, code, ticket, url, to_db(expires_at), error, int(unverified),
+                to_db(now)])
+
+
 # --- check-in attempts --------------------------------------------------------------------
 
 def wrong_attempts(db: Database, openid: str, activity_id: int, since: datetime) -> list[str]:

@@ -105,6 +105,14 @@ def record_report(db: Database, wechat_msgid: str, openid: str, status: str,
                       "AND openid = ?", [status, to_db(now), wechat_msgid, openid]).rowcount
 
 
+def report_counts_for_activity(db: Database, activity_id: int) -> list[dict]:
+    """Template messages about one activity (reminders, notices) by WeChat's delivery report."""
+    return list(db.query(
+        "SELECT report, count(*) count FROM deliveries WHERE status = 'sent' "
+        "AND channel = 'template' AND json_extract(data, '$.activity_id') = ? "
+        "GROUP BY report ORDER BY count DESC", [activity_id]))
+
+
 def report_counts(db: Database, batch: str | None = None) -> list[dict]:
     """Template messages by WeChat's delivery report (None: no report yet), most first."""
     where, args = ("AND batch = ?", [batch]) if batch else ("", [])

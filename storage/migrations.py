@@ -134,6 +134,15 @@ def m061_delivery_reports(db: Database) -> None:
     db["deliveries"].create_index(["wechat_msgid"])
 
 
+@migrations()
+def m062_checkin_qr(db: Database) -> None:
+    # The activity's WeChat QR code (QR_STR_SCENE checkin:<code>), or why it could not be made.
+    db["checkin_qr"].create({"activity_id": int, "code": str, "ticket": str, "url": str,
+                             "expires_at": str, "error": str, "unverified": int,
+                             "created_at": str}, pk="activity_id",
+                            foreign_keys=[("activity_id", "activities", "id")])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
