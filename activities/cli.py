@@ -260,10 +260,25 @@ def signups(activity_id, fmt, reveal, output) -> None:
 
 @click.command("volunteer-record")
 @click.argument("openid")
-def volunteer_record(openid) -> None:
-    """Print a member's volunteer service record: who, activity, organiser, date, hours."""
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, path_type=Path),
+              help="出具 PDF《志愿服务记录证明》（带编号，记入操作日志）写入这个文件")
+def volunteer_record(openid, pdf) -> None:
+    """Print a member's volunteer service record: who, activity, organiser, date, hours;
+    with --pdf, issue the numbered certificate as a PDF file."""
     with _runtime() as rt:
         tz = rt.settings.tz
+        if pdf is not None:
+            from activities import certificate
+
+            try:
+                cert = certificate.issue(rt.db(), openid, rt.clock.now(), tz, _actor())
+            except service.SignupNotFound:
+                raise click.ClickException("没有这个成员（需要先给公众号发过消息）") from None
+            pdf.parent.mkdir(parents=True, exist_ok=True)
+            pdf.write_bytes(cert.pdf)
+            click.echo(f"已出具志愿服务记录证明 {cert.number}（{cert.activities} 次活动，"
+                       f"{service.fmt_hours(cert.total_hours)} 小时），写入 {pdf}；已记入操作日志")
+            return
         try:
             record = service.volunteer_record(rt.db(), openid)
         except service.SignupNotFound:

@@ -298,6 +298,25 @@ def hours(activity_id: int, signup_id: int):
     return redirect(url_for(".detail", activity_id=activity_id))
 
 
+@bp.post("/<int:activity_id>/signups/<int:signup_id>/certificate")
+@login_required(role=ROLE)
+def certificate(activity_id: int, signup_id: int):
+    """The member's 志愿服务记录证明 as a PDF (numbered, recorded in the audit log)."""
+    from activities import certificate as cert
+
+    _activity_or_404(activity_id)
+    signup = next((s for s in svc.signup_list(db(), activity_id) if s["id"] == signup_id), None)
+    if signup is None:
+        abort(404)
+    try:
+        issued = cert.issue(db(), signup["openid"], now(), runtime().settings.tz, actor())
+    except ActivityError as exc:
+        flash(str(exc), "bad")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    return send_file(io.BytesIO(issued.pdf), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"志愿服务记录证明-{issued.number}.pdf")
+
+
 @bp.post("/<int:activity_id>/export")
 @login_required(role=ROLE)
 def export(activity_id: int):

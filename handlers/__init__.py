@@ -33,6 +33,7 @@ def build_router() -> Router:
     r.add(signup.check_in)
     r.add(signup.check_out)
     r.add(signup.hours)
+    r.add(signup.certificate)
     r.add(broadcast.confirm)  # 确认/取消 while an organiser's 通知 waits
     r.add(broadcast.notice)
     r.add(reminders.subscription)

@@ -27,6 +27,8 @@ LIST_WORDS = {"报名", "我要报名", "活动报名", "报名活动", "可报�
 CANCEL_WORDS = {"取消", "退出", "算了", "不报了", "cancel", "q"}
 MINE_WORDS = {"我的报名", "我的活动", "报名记录", "我报了什么"}
 CHECKOUT_WORDS = {"签退", "我要签退"}
+CERTIFICATE_WORDS = {"我的志愿证明", "志愿证明", "志愿服务证明", "志愿服务记录证明", "开志愿证明",
+                     "我要志愿证明", "开具志愿证明"}
 HOURS_WORDS = {"我的志愿时长", "志愿时长", "我的时长", "我的志愿服务时长", "志愿服务时长"}
 LIST_MAX = 10  # one WeChat message (2048 bytes) holds about ten entries
 RECENT_RECORDS = 5
@@ -434,6 +436,22 @@ def hours(msg: Message, ctx: Context) -> Reply | None:
         lines.append(f"· {day} {r['title']}{org} {service.fmt_hours(r['credited_hours'])} 小时")
     lines.append("如有出入请联系活动组织者更正。")
     return Reply("\n".join(lines), topic="hours")
+
+
+def certificate(msg: Message, ctx: Context) -> Reply | None:
+    """`我的志愿证明`: how to get the PDF 志愿服务记录证明 (organisers issue it: 谁记录谁证明)."""
+    if _clean(msg.text) not in CERTIFICATE_WORDS:
+        return None
+    total, count = service.hours_total(ctx.db, msg.openid)
+    head = (f"你目前累计志愿时长 {service.fmt_hours(total)} 小时（{count} 次活动），"
+            "明细回复“我的志愿时长”。\n" if count else
+            "你还没有志愿时长记录，参加活动并签到后才能出具证明。\n")
+    return Reply(head + "《志愿服务记录证明》（PDF，带证明编号）由记录时长的组织方出具：请联系活动组织者，"
+                 "在管理后台“活动报名”的报名名单里点你名字旁的“志愿证明”，"
+                 "或在服务器上运行 python bot.py volunteer-record 为你出具。"
+                 + ("" if has_profile(ctx.member) else
+                    "\n证明上要写姓名和单位，请先回复：绑定 姓名 单位。"),
+                 topic="certificate")
 
 
 def _put(ctx: Context, openid: str, state: str, data: dict) -> None:

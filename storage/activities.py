@@ -227,6 +227,18 @@ def member_live_signups(db: Database, openid: str) -> list[tuple[dict, dict]]:
             for r in rows]
 
 
+# --- certificates ---------------------------------------------------------------------------
+
+def insert_certificate(db: Database, openid: str, activities: int, total_hours: float,
+                       actor: str, now: datetime, number_of) -> str:
+    """Record one issued certificate; `number_of(id)` makes its number from the row id."""
+    cur = db.execute("INSERT INTO certificates(openid, activities, total_hours, actor, issued_at) "
+                     "VALUES (?, ?, ?, ?, ?)", [openid, activities, total_hours, actor, to_db(now)])
+    number = number_of(cur.lastrowid)
+    db.execute("UPDATE certificates SET number = ? WHERE id = ?", [number, cur.lastrowid])
+    return number
+
+
 # --- check-in QR codes ---------------------------------------------------------------------
 
 def get_qr(db: Database, activity_id: int) -> dict | None:

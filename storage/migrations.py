@@ -143,6 +143,15 @@ def m062_checkin_qr(db: Database) -> None:
                             foreign_keys=[("activity_id", "activities", "id")])
 
 
+@migrations()
+def m063_certificates(db: Database) -> None:
+    # Every 志愿服务记录证明 issued: its number, whom, what it certified, who issued it.
+    db["certificates"].create({"id": int, "number": str, "openid": str, "activities": int,
+                               "total_hours": float, "actor": str, "issued_at": str},
+                              pk="id", not_null={"openid", "actor", "issued_at"})
+    db["certificates"].create_index(["number"], unique=True)
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
