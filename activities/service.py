@@ -507,7 +507,9 @@ def check_in(db: Database, openid: str, code: str, now: datetime, tz: ZoneInfo,
     since = now - rules.window
     with immediate(db):
         live = store.member_live_signups(db, openid)
-        mine = [(a, s) for a, s in live if code and normalize_code(a["checkin_code"] or "") == code]
+        mine = sorted(((a, s) for a, s in live
+                       if code and normalize_code(a["checkin_code"] or "") == code),
+                      key=lambda pair: pair[0]["status"] == "cancelled")  # a reused code: live first
         if mine:
             activity, signup = mine[0]
             wrong = store.wrong_attempts(db, openid, activity["id"], since)

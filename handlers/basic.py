@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from activities.qr import code_from_scene
 from handlers import words
-from handlers.signup import check_in_reply
 from handlers.router import Context, Reply
 from storage import members
 from wechat.messages import Message
@@ -15,6 +13,9 @@ MAX_CLICK_DEPTH = 1
 
 def subscribe(msg: Message, ctx: Context) -> Reply:
     """A follow, whatever its EventKey; one through a check-in QR code also checks in."""
+    from activities.qr import code_from_scene
+    from handlers.signup import check_in_reply
+
     members.touch(ctx.db, msg.openid, ctx.now, subscribed=True)
     code = code_from_scene(msg.event_key)
     if code is not None:
@@ -31,6 +32,9 @@ def unsubscribe(msg: Message, ctx: Context) -> Reply:
 
 def scan(msg: Message, ctx: Context) -> Reply:
     """A follower scanned a parametric QR code: a check-in code checks in, by 签到's rules."""
+    from activities.qr import code_from_scene
+    from handlers.signup import check_in_reply
+
     code = code_from_scene(msg.event_key)
     if code is not None:
         return check_in_reply(msg, ctx, code, scanned=True)

@@ -313,7 +313,7 @@ def test_a_field_over_wechats_limit_is_refused_when_queued(make_rt):
     for data, words in [({"thing1": "一" * 21}, "thing1 超过 20 个字"),
                         ({"character_string2": "编号A1"}, "不能有汉字"),
                         ({"phrase3": "报名已经成功"}, "phrase3 超过 5 个字"),
-                        ({"keyword1": "第一行\n第二行"}, "不能换行")]:
+                        ({"keyword1": "一" * 21}, "keyword1 超过 20 个字")]:
         with pytest.raises(TemplateFieldError, match=words):
             deliveries.enqueue(rt.db(), dedupe_key="t:limit", openid="oMember00001",
                                kind="notice", text="x", due_at=now, now=now, data=data)
@@ -321,6 +321,19 @@ def test_a_field_over_wechats_limit_is_refused_when_queued(make_rt):
     assert deliveries.enqueue(rt.db(), dedupe_key="t:limit", openid="oMember00001",
                               kind="notice", text="x", due_at=now, now=now,
                               data={"thing1": "一" * 20, "phrase3": "报名成功"})
+
+
+def test_a_broadcast_with_line_breaks_still_queues_and_is_sent_folded(make_rt, fake_api):
+    from scheduler.broadcast import queue as broadcast
+
+    rt = make_rt(wechat_template_notice="tmpl-notice")
+    people(rt, 2, seen_hours_ago=72)
+    queued = broadcast(rt, "周六\n上午9点在三楼集合，\n请穿志愿者马甲。", "all")
+    assert queued.count == 2
+    dispatcher(rt).drain()
+    sent = [m["data"]["keyword1"]["value"] for m in fake_api.inbox()]
+    assert len(sent) == 2 and all(v.startswith("周六 上午9点在三楼集合， 请穿") and "\n" not in v
+                                  for v in sent)
 
 
 def test_template_sends_carry_the_row_id_so_wechat_drops_a_resend(make_rt, fake_api):
