@@ -155,8 +155,9 @@ def _list(msg: Message, ctx: Context) -> Reply:
 def _offer(msg: Message, ctx: Context, activities: list[dict], head: str) -> Reply:
     lines = [head]
     for n, a in enumerate(activities, 1):
+        deadline = f" · {fmt_local(from_db(a['deadline_at']), ctx.tz)}截止" if a.get("deadline_at") else ""
         lines.append(f"{n}. {a['title']}\n   {service.when(a, ctx.tz)} · {service.where(a)} · "
-                     f"{_places(a)}")
+                     f"{_places(a)}{deadline}")
     lines.append(LIST_HINT)
     _put(ctx, msg.openid, CHOOSE, {"ids": [a["id"] for a in activities]})
     return Reply("\n".join(lines), topic="signup.list")
@@ -186,7 +187,7 @@ def _attempt(msg: Message, ctx: Context, activity_id: int) -> Reply:
         return Reply(_error(exc, ctx), topic="signup.refused")
     dialogs.clear(ctx.db, msg.openid)
     a, tz = result.activity, ctx.tz
-    notes = _notes(a)
+    notes = _hours_line(a) + _notes(a)
     if result.confirmed:
         text = (f"报名成功！\n活动：{a['title']}\n时间：{service.when(a, tz)}\n"
                 f"地点：{service.where(a)}\n{notes}查看回复“我的报名”；不能参加请回复“取消报名”。")
@@ -195,6 +196,14 @@ def _attempt(msg: Message, ctx: Context, activity_id: int) -> Reply:
             f"时间：{service.when(a, tz)}\n地点：{service.where(a)}\n{notes}"
             "有人取消时按顺序自动递补，递补成功会通知你。")
     return Reply(text, topic=f"signup:{a['id']}")
+
+
+def _hours_line(activity: dict) -> str:
+    if activity.get("checkout"):
+        return "志愿时长：按签到到签退的实际时间计\n"
+    if activity.get("hours"):
+        return f"志愿时长：{service.fmt_hours(activity['hours'])} 小时（签到后记入）\n"
+    return ""
 
 
 def _notes(activity: dict) -> str:

@@ -30,7 +30,7 @@ def activities(rt, db):
 
 def test_details_by_list_number_show_everything_a_member_needs(wechat, activities):
     listing = wechat.text(ZHANG, "报名").text
-    assert "活动详情 1" in listing
+    assert "活动详情 1" in listing and "剩余 20 个名额 · 11月26日(周四) 10:00截止" in listing
     reply = wechat.text(ZHANG, "活动详情 1").text
     assert reply.splitlines() == [
         "「社区青年志愿服务日」",
@@ -62,6 +62,7 @@ def test_confirmation_and_waitlist_reply_carry_the_notes(wechat, activities):
     wechat.text(ZHANG, "绑定 张三 虹口区城管执法局")
     done = wechat.text(ZHANG, "报名 志愿服务日").text
     assert done.startswith("报名成功！") and f"注意事项：{NOTES}" in done
+    assert "志愿时长：3 小时（签到后记入）" in done
 
 
 def test_reminders_carry_the_notes(make_app, fake_api):
