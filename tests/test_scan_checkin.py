@@ -150,3 +150,14 @@ def test_a_cancelled_activity_has_no_qr_code(organiser, rt, db, fake_api, activi
                                       ("123", None), ("", None), (None, None)])
 def test_scene_keys(key, code):
     assert code_from_scene(key) == code
+
+
+def test_where_qr_images_are_shown():
+    from settings import DEFAULT_API_BASE, Settings
+
+    assert Settings().qr_base == "https://mp.weixin.qq.com"
+    assert Settings(wechat_api_base="http://127.0.0.1:8900").qr_base == "http://127.0.0.1:8900"
+    assert Settings(wechat_api_base=DEFAULT_API_BASE,
+                    wechat_qr_base="https://qr.example/").qr_base == "https://qr.example"
+    assert Settings.from_env({"WECHAT_QR_BASE": "https://qr.example"}).wechat_qr_base == \
+        "https://qr.example"

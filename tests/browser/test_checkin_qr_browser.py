@@ -41,7 +41,7 @@ def test_the_qr_page_on_a_phone_checks_a_member_in(page, rt, app, fake_api):
     assert box["width"] >= 240 and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     expect(page.locator(".qr-sheet .code")).to_have_text(code)
     expect(page.locator(".qr-sheet")).to_contain_text(f"签到 {code}")
-    shoot(page, "10-checkin-qr")
+    shoot(page, "12-checkin-qr")
 
     [qr] = fake_api.qr_codes  # what a member's WeChat reads from the image
     reply = wechat.event(MEMBER, "SCAN", qr["scene"], create_time=int(time.time()))
@@ -60,4 +60,4 @@ def test_the_page_says_so_when_the_account_cannot_make_qr_codes(page, rt, fake_a
     expect(page.locator(".qr-sheet")).to_contain_text("本公众号不能生成带参数的二维码")
     expect(page.locator(".qr-sheet .code")).to_have_text(code)
     assert page.locator("img.qr-img").count() == 0
-    shoot(page, "11-checkin-qr-unverified")
+    shoot(page, "13-checkin-qr-unverified")
