@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA_DIR = PROJECT_DIR / "data"  # not ./data of wherever a command is run from
+DEFAULT_QR_BASE = "https://mp.weixin.qq.com"  # showqrcode lives on WeChat's other host
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -57,6 +58,7 @@ class Settings:
     wechat_cs_window_hours: float = 48  # WECHAT_CS_WINDOW_HOURS
     wechat_cs_max_messages: int = 5  # WECHAT_CS_MAX_MESSAGES per window
     wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
+    wechat_qr_base: str = ""  # WECHAT_QR_BASE: showqrcode host; empty: WeChat's, or the API base
 
     # The bot
     data_dir: Path = DEFAULT_DATA_DIR  # BOT_DATA_DIR: the SQLite file lives here
@@ -73,6 +75,8 @@ class Settings:
     answer_cache: int = 1024  # BOT_ANSWER_CACHE: engine answers kept per knowledge build (0: off)
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
+    checkin_max_wrong: int = 5  # BOT_CHECKIN_MAX_WRONG wrong check-in codes per member per activity
+    checkin_wrong_window_minutes: float = 60  # BOT_CHECKIN_WRONG_WINDOW: ... within this many minutes
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
@@ -86,7 +90,7 @@ class Settings:
         text = {
             "wechat_token": "WECHAT_TOKEN", "wechat_aes_key": "WECHAT_AES_KEY",
             "wechat_appid": "WECHAT_APPID", "wechat_secret": "WECHAT_SECRET",
-            "wechat_api_base": "WECHAT_API_BASE",
+            "wechat_api_base": "WECHAT_API_BASE", "wechat_qr_base": "WECHAT_QR_BASE",
             "wechat_template_reminder": "WECHAT_TEMPLATE_REMINDER",
             "wechat_template_notice": "WECHAT_TEMPLATE_NOTICE",
             "wechat_subscribe_template": "WECHAT_SUBSCRIBE_TEMPLATE",
@@ -106,6 +110,8 @@ class Settings:
             "confidence_threshold": ("BOT_CONFIDENCE", float),
             "answer_cache": ("BOT_ANSWER_CACHE", int),
             "console_idle_minutes": ("BOT_CONSOLE_IDLE", float),
+            "checkin_max_wrong": ("BOT_CHECKIN_MAX_WRONG", int),
+            "checkin_wrong_window_minutes": ("BOT_CHECKIN_WRONG_WINDOW", float),
         }
         for name, key in text.items():
             if key in env:
@@ -139,12 +145,23 @@ class Settings:
             raise SettingsError("WECHAT_AES_KEY 必须是 43 个字符（公众号后台的 EncodingAESKey）")
         if self.fake_now:
             self.fixed_now()
+        if self.checkin_max_wrong < 1 or self.checkin_wrong_window_minutes <= 0:
+            raise SettingsError("BOT_CHECKIN_MAX_WRONG 和 BOT_CHECKIN_WRONG_WINDOW 必须大于 0")
         return replace(self, wechat_api_base=self.wechat_api_base.rstrip("/"),
                        data_dir=Path(self.data_dir))
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def qr_base(self) -> str:
+        """Where QR images are shown: WECHAT_QR_BASE, else WeChat's own host for the official
+        API, else the API base (the local fake serves both)."""
+        if self.wechat_qr_base:
+            return self.wechat_qr_base.rstrip("/")
+        return DEFAULT_QR_BASE if self.wechat_api_base == DEFAULT_API_BASE \
+            else self.wechat_api_base
 
     @property
     def db_path(self) -> Path:

@@ -75,7 +75,11 @@ def _activity_options(fn):
         click.option("--location", help="地点"),
         click.option("--group", help="共同体或组织方，如“青春志愿服务共同体”“局工会”"),
         click.option("--hours", type=float, help="签到后记入的志愿时长（小时）"),
-        click.option("--description", help="活动说明"),
+        click.option("--description", help="活动说明和注意事项（集合时间、携带物品），成员能看到"),
+        click.option("--checkout/--no-checkout", default=None,
+                     help="开启签退：按签到到签退的实际时间记志愿时长"),
+        click.option("--hours-step", type=float, default=None,
+                     help="开启签退时实际时长向下取整的单位（0.1/0.25/0.5/1 小时，默认 0.5）"),
     ]):
         fn = option(fn)
     return fn
@@ -90,7 +94,7 @@ def activity() -> None:
 @_activity_options
 @click.option("--draft", is_flag=True, help="先存为草稿，不开放报名（之后用 activity open）")
 def activity_add(title, start, end, deadline, capacity, location, group, hours, description,
-                 draft) -> None:
+                 checkout, hours_step, draft) -> None:
     """Create an activity, open for sign-up unless --draft; prints the new id."""
     if not title:
         raise click.ClickException("请用 --title 给出活动名称")
@@ -101,7 +105,8 @@ def activity_add(title, start, end, deadline, capacity, location, group, hours, 
             end=_time(end, rt, "--end"), deadline=_time(deadline, rt, "--deadline"),
             capacity=capacity, location=location, group=group, hours=hours or 0,
             description=description, status="draft" if draft else "open",
-            created_by=_actor())
+            created_by=_actor(), checkout=bool(checkout),
+            hours_step=0.5 if hours_step is None else hours_step)
         a = service.get_activity(rt.db(), activity_id)
         click.echo(activity_id)
         click.echo(f"已创建活动 #{activity_id}「{a['title']}」（{STATUS_WORDS[a['status']]}）"
@@ -113,7 +118,7 @@ def activity_add(title, start, end, deadline, capacity, location, group, hours, 
 @_activity_options
 @click.option("--unlimited", is_flag=True, help="改为不限名额")
 def activity_update(activity_id, title, start, end, deadline, capacity, location, group, hours,
-                    description, unlimited) -> None:
+                    description, checkout, hours_step, unlimited) -> None:
     """Change an activity (e.g. give a default draft its dates and capacity).
     More places promote waitlisted members in order; they are told by a pushed message."""
     with _runtime() as rt:
@@ -121,7 +126,8 @@ def activity_update(activity_id, title, start, end, deadline, capacity, location
             "title": title, "start": _time(start, rt, "--start"), "end": _time(end, rt, "--end"),
             "deadline": _time(deadline, rt, "--deadline"), "capacity": capacity,
             "location": location, "group": group, "hours": hours,
-            "description": description}.items() if v is not None}
+            "description": description, "checkout": checkout,
+            "hours_step": hours_step}.items() if v is not None}
         if unlimited:
             changes["capacity"] = None
         if not changes:
@@ -170,7 +176,9 @@ def activity_show(activity_id) -> None:
             ("地点", service.where(a)),
             ("名额", "不限" if a["capacity"] is None else a["capacity"]),
             ("已确认", a["confirmed"]), ("候补", a["waitlisted"]),
-            ("志愿时长", f"{service.fmt_hours(a['hours'])} 小时"),
+            ("志愿时长", f"{service.fmt_hours(a['hours'])} 小时"
+                         + (f"（签退开启：按实际时间，{service.fmt_hours(a['hours_step'])} 小时取整）"
+                            if a["checkout"] else "")),
             ("签到码", a["checkin_code"] or "—"), ("说明", a["description"] or "—")]:
             click.echo(f"{label}：{value}")
 
@@ -252,10 +260,25 @@ def signups(activity_id, fmt, reveal, output) -> None:
 
 @click.command("volunteer-record")
 @click.argument("openid")
-def volunteer_record(openid) -> None:
-    """Print a member's volunteer service record: who, activity, organiser, date, hours."""
+@click.option("--pdf", "pdf", type=click.Path(dir_okay=False, path_type=Path),
+              help="出具 PDF《志愿服务记录证明》（带编号，记入操作日志）写入这个文件")
+def volunteer_record(openid, pdf) -> None:
+    """Print a member's volunteer service record: who, activity, organiser, date, hours;
+    with --pdf, issue the numbered certificate as a PDF file."""
     with _runtime() as rt:
         tz = rt.settings.tz
+        if pdf is not None:
+            from activities import certificate
+
+            try:
+                cert = certificate.issue(rt.db(), openid, rt.clock.now(), tz, _actor())
+            except service.SignupNotFound:
+                raise click.ClickException("没有这个成员（需要先给公众号发过消息）") from None
+            pdf.parent.mkdir(parents=True, exist_ok=True)
+            pdf.write_bytes(cert.pdf)
+            click.echo(f"已出具志愿服务记录证明 {cert.number}（{cert.activities} 次活动，"
+                       f"{service.fmt_hours(cert.total_hours)} 小时），写入 {pdf}；已记入操作日志")
+            return
         try:
             record = service.volunteer_record(rt.db(), openid)
         except service.SignupNotFound:

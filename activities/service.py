@@ -6,6 +6,7 @@ holds and the waitlist stays first come, first served across threads and process
 """
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import sqlite3
@@ -42,6 +43,9 @@ MATCH_THRESHOLD = 65
 MATCH_SPREAD = 10
 MAX_TITLE = 60
 MAX_HOURS = 100
+HOURS_STEPS = (0.1, 0.25, 0.5, 1.0)  # how real attendance is rounded (down) when 签退 is on
+WRONG_CODE = "签到码不正确，请核对活动现场公布的签到码（只能签到你已报名的活动）。"
+NO_SIGNUP_BUCKET = 0  # wrong codes of a member with no sign-up that could be checked into
 _PUNCT = re.compile(r"[\s\"'“”‘’「」『』《》〈〉【】()（）\[\]·•,，.。、:：;；!！?？\-—_/]+")
 
 
@@ -161,8 +165,48 @@ class CannotCancel(ActivityError):
     """Too late to cancel: the activity has started."""
 
 
+class AttendanceStands(CannotCancel):
+    """The member checked in: the attendance and its hours are a record, not a booking."""
+
+    def __init__(self, activity: dict):
+        self.activity = activity
+        super().__init__(f"你已在「{activity['title']}」签到，出勤记录和志愿时长已经记下，"
+                         "不能取消报名。如有问题请联系活动组织者。")
+
+
 class CheckInError(ActivityError):
     """A check-in that cannot be recorded (wrong code, not signed up, outside the window)."""
+
+
+class WrongCode(CheckInError):
+    """No activity the member signed up for has this code. One sentence for an unknown code
+    and for another activity's code, so guessing learns nothing."""
+
+    def __init__(self, left: int, minutes: float):
+        self.left = left
+        tail = ""
+        if left == 0:
+            tail = f"输错次数已达上限，签到暂停 {minutes:g} 分钟。"
+        elif left <= 2:
+            tail = f"还可以再试 {left} 次。"
+        super().__init__(WRONG_CODE + tail)
+
+
+class TooManyAttempts(CheckInError):
+    """Too many wrong codes in the window: check-in paused for this member."""
+
+    def __init__(self, until: datetime, tz: ZoneInfo, limit: int, minutes: float):
+        self.until = until
+        super().__init__(f"签到码输错次数太多（{minutes:g} 分钟内 {limit} 次），签到已暂停，"
+                         f"请在 {until.astimezone(tz):%H:%M} 后再试。签到码请向活动现场的组织者核对。")
+
+
+class NotSignedUp(CheckInError):
+    """A scanned code (from the venue's QR) of an activity the member has not signed up for."""
+
+    def __init__(self, activity: dict):
+        self.activity = activity
+        super().__init__(f"你还没有报名「{activity['title']}」，不能签到。")
 
 
 @dataclass
@@ -190,6 +234,14 @@ class CheckInResult:
     already: bool = False
 
 
+@dataclass
+class AttemptRules:
+    """How many wrong check-in codes a member may type per activity within a window."""
+
+    max_wrong: int = 5
+    window: timedelta = timedelta(hours=1)
+
+
 # --- organisers: activities ---------------------------------------------------------------
 
 def create_activity(db: Database, *, title: str, now: datetime, start: datetime | None = None,
@@ -197,13 +249,17 @@ def create_activity(db: Database, *, title: str, now: datetime, start: datetime 
                     capacity: int | None = None, location: str | None = None,
                     group: str | None = None, hours: float | None = 0,
                     description: str | None = None, status: str = "open",
-                    created_by: str | None = None, source_key: str | None = None) -> int:
-    """Create an activity and return its id. Raises InvalidActivity on unusable input."""
+                    created_by: str | None = None, source_key: str | None = None,
+                    checkout: bool = False, hours_step: float = 0.5) -> int:
+    """Create an activity and return its id. Raises InvalidActivity on unusable input.
+    With `checkout` members also 签退 and hours come from the real attendance, rounded down
+    to `hours_step`."""
     values = {"title": (title or "").strip(), "grp": _blank(group), "location": _blank(location),
               "description": _blank(description), "start_at": to_db(start),
               "end_at": to_db(end), "deadline_at": to_db(deadline), "capacity": capacity,
               "hours": hours or 0, "status": status, "created_by": created_by,
-              "source_key": source_key}
+              "source_key": source_key, "checkout": int(bool(checkout)),
+              "hours_step": hours_step}
     _validate(values, now, new=True)
     with immediate(db):
         if status == "open":
@@ -218,7 +274,8 @@ def update_activity(db: Database, activity_id: int, changes: dict, now: datetime
     Returns the promoted sign-ups. Raises ActivityNotFound, InvalidActivity."""
     columns = {"title": "title", "start": "start_at", "end": "end_at", "deadline": "deadline_at",
                "capacity": "capacity", "location": "location", "group": "grp",
-               "hours": "hours", "description": "description"}
+               "hours": "hours", "description": "description", "checkout": "checkout",
+               "hours_step": "hours_step"}
     unknown = set(changes) - set(columns)
     if unknown:
         raise InvalidActivity(f"不能修改：{', '.join(sorted(unknown))}")
@@ -228,6 +285,8 @@ def update_activity(db: Database, activity_id: int, changes: dict, now: datetime
             value = to_db(value)
         elif key in ("title", "location", "group", "description"):
             value = _blank(value) if key != "title" else (value or "").strip()
+        elif key == "checkout":
+            value = int(bool(value))
         values[columns[key]] = value
     with immediate(db):
         activity = _activity(db, activity_id)
@@ -395,6 +454,8 @@ def cancel_signup(db: Database, signup_id: int, now: datetime, tz: ZoneInfo,
         activity = _activity(db, signup["activity_id"])
         if activity["status"] == "cancelled":
             raise ActivityCancelled(activity)
+        if signup["checked_in_at"]:
+            raise AttendanceStands(activity)
         start = start_of(activity)
         if start is not None and start <= now:
             raise CannotCancel(f"「{activity['title']}」已经开始，不能取消报名；如有变化请联系组织者")
@@ -424,41 +485,115 @@ def promote(db: Database, signup_id: int, actor: str, now: datetime, tz: ZoneInf
         return store.get_signup(db, signup_id)
 
 
-def check_in(db: Database, openid: str, code: str, now: datetime, tz: ZoneInfo) -> CheckInResult:
-    """Record the member's check-in with the activity's code and credit its volunteer hours.
-    Raises CheckInError, ActivityCancelled."""
+def checkin_window(activity: dict) -> tuple[datetime, datetime]:
+    """When check-in (and 签退) is possible: 1 h before the start to 2 h after the end."""
+    start = start_of(activity)
+    end = from_db(activity.get("end_at")) or start + ASSUMED_LENGTH
+    return start - CHECKIN_OPENS_BEFORE, end + CHECKIN_CLOSES_AFTER
+
+
+def check_in(db: Database, openid: str, code: str, now: datetime, tz: ZoneInfo,
+             rules: AttemptRules | None = None, *, scanned: bool = False) -> CheckInResult:
+    """Record the member's check-in with the activity's code and credit its volunteer hours
+    (or, with 签退 on, wait for the check-out to count the real attendance).
+
+    A code that matches none of the member's sign-ups is a wrong attempt, counted against
+    each activity the member could still check into; after `rules.max_wrong` within
+    `rules.window` check-in pauses for that activity. `scanned`: the code came from the
+    venue's QR code, so a member who has not signed up may be told which activity it is.
+    Raises WrongCode, TooManyAttempts, NotSignedUp, CheckInError, ActivityCancelled."""
+    rules = rules or AttemptRules()
     code = normalize_code(code)
+    since = now - rules.window
     with immediate(db):
-        candidates = store.by_checkin_code(db, code) if code else []
-        if not candidates:
-            raise CheckInError("签到码不正确，请核对活动现场公布的签到码。")
-        chosen = None
-        for activity in candidates:
-            signup = store.live_signup(db, activity["id"], openid)
-            if signup:
-                chosen = (activity, signup)
-                break
-        if chosen is None:
-            activity = candidates[0]
-            if activity["status"] == "cancelled":
-                raise ActivityCancelled(activity)
-            raise CheckInError(f"你没有报名「{activity['title']}」，不能签到。")
-        activity, signup = chosen
-        if activity["status"] == "cancelled":
-            raise ActivityCancelled(activity)
-        if signup["status"] == "waitlisted":
-            raise CheckInError(f"你在「{activity['title']}」的候补名单上，报名未确认，不能签到。"
-                               "如已到场请联系组织者。")
-        if signup["checked_in_at"]:
+        live = store.member_live_signups(db, openid)
+        mine = sorted(((a, s) for a, s in live
+                       if code and normalize_code(a["checkin_code"] or "") == code),
+                      key=lambda pair: pair[0]["status"] == "cancelled")  # a reused code: live first
+        if mine:
+            activity, signup = mine[0]
+            wrong = store.wrong_attempts(db, openid, activity["id"], since)
+            if len(wrong) >= rules.max_wrong:
+                error: ActivityError = _too_many(wrong, rules, tz)
+            else:
+                error = _check_in_rules(db, activity, signup, now, tz)
+                if error is None and signup["checked_in_at"]:
+                    return CheckInResult(signup, activity, already=True)
+                if error is None:
+                    credit = None if activity.get("checkout") else float(activity["hours"] or 0)
+                    store.check_in(db, signup["id"], now, credit)
+                    return CheckInResult(store.get_signup(db, signup["id"]), activity)
+        else:
+            error = _wrong_code(db, openid, code, live, now, tz, rules, since, scanned)
+    raise error
+
+
+def _check_in_rules(db: Database, activity: dict, signup: dict, now: datetime,
+                    tz: ZoneInfo) -> ActivityError | None:
+    if activity["status"] == "cancelled":
+        return ActivityCancelled(activity)
+    if signup["status"] == "waitlisted":
+        return CheckInError(f"你在「{activity['title']}」的候补名单上，报名未确认，不能签到。"
+                            "如已到场请联系组织者。")
+    if signup["checked_in_at"]:
+        return None
+    opens, closes = checkin_window(activity)
+    if now < opens:
+        return CheckInError(f"签到还没开始：「{activity['title']}」"
+                            f"{fmt_local(start_of(activity), tz)} 开始，开始前1小时起可以签到。")
+    if now > closes:
+        return CheckInError(f"「{activity['title']}」的签到已经结束。如确实参加了，请联系组织者补录。")
+    return None
+
+
+def _wrong_code(db: Database, openid: str, code: str, live: list[tuple[dict, dict]],
+                now: datetime, tz: ZoneInfo, rules: AttemptRules, since: datetime,
+                scanned: bool) -> ActivityError:
+    """Count a wrong attempt against every activity the member could still check into."""
+    buckets = [a["id"] for a, s in live if a["status"] != "cancelled" and a.get("start_at")
+               and not s["checked_in_at"] and now <= checkin_window(a)[1]] or [NO_SIGNUP_BUCKET]
+    counts = {b: store.wrong_attempts(db, openid, b, since) for b in buckets}
+    open_buckets = [b for b in buckets if len(counts[b]) < rules.max_wrong]
+    if not open_buckets:
+        return min((_too_many(w, rules, tz) for w in counts.values()), key=lambda e: e.until)
+    for bucket in open_buckets:
+        store.record_wrong_attempt(db, openid, bucket, code, now)
+    if scanned and code:
+        named = [a for a in store.by_checkin_code(db, code) if a["status"] != "cancelled"]
+        if named:
+            return NotSignedUp(named[0])
+    return WrongCode(rules.max_wrong - 1 - max(len(counts[b]) for b in open_buckets),
+                     rules.window.total_seconds() / 60)
+
+
+def _too_many(wrong: list[str], rules: AttemptRules, tz: ZoneInfo) -> TooManyAttempts:
+    until = from_db(wrong[-rules.max_wrong]) + rules.window
+    return TooManyAttempts(until, tz, rules.max_wrong, rules.window.total_seconds() / 60)
+
+
+def attended_hours(activity: dict, checked_in: datetime, checked_out: datetime) -> float:
+    """Hours of real attendance, inside the activity's time, rounded down to its step."""
+    start = start_of(activity)
+    end = from_db(activity.get("end_at")) or start + ASSUMED_LENGTH
+    spent = (min(checked_out, end) - max(checked_in, start)).total_seconds() / 3600
+    step = float(activity.get("hours_step") or 0.5)
+    return max(0.0, math.floor(spent / step + 1e-9) * step)
+
+
+def check_out(db: Database, openid: str, now: datetime) -> CheckInResult:
+    """签退: end the member's attendance at an activity with 签退 turned on and credit the
+    hours really spent. Raises CheckInError when there is nothing to check out of."""
+    with immediate(db):
+        found = [(a, s) for a, s in store.member_live_signups(db, openid)
+                 if a.get("checkout") and s["checked_in_at"] and a["status"] != "cancelled"
+                 and now <= checkin_window(a)[1]]
+        if not found:
+            raise CheckInError("没有需要签退的活动：签退只用于组织者开启了签退、且你已签到的活动。")
+        activity, signup = found[0]
+        if signup["checked_out_at"]:
             return CheckInResult(signup, activity, already=True)
-        start = start_of(activity)
-        end = from_db(activity["end_at"]) or start + ASSUMED_LENGTH
-        if now < start - CHECKIN_OPENS_BEFORE:
-            raise CheckInError(f"签到还没开始：「{activity['title']}」{fmt_local(start, tz)} 开始，"
-                               "开始前1小时起可以签到。")
-        if now > end + CHECKIN_CLOSES_AFTER:
-            raise CheckInError(f"「{activity['title']}」的签到已经结束。如确实参加了，请联系组织者补录。")
-        store.check_in(db, signup["id"], now, float(activity["hours"] or 0))
+        hours = attended_hours(activity, from_db(signup["checked_in_at"]), now)
+        store.check_out(db, signup["id"], now, hours)
         return CheckInResult(store.get_signup(db, signup["id"]), activity)
 
 
@@ -485,22 +620,42 @@ def signup_list(db: Database, activity_id: int) -> list[dict]:
 
 def correct_hours(db: Database, signup_id: int, hours: float, reason: str, actor: str,
                   now: datetime) -> dict:
-    """Set the hours credited for one sign-up and log old value, new value, actor and reason
-    (hour_corrections), in one transaction. Raises SignupNotFound, InvalidActivity."""
+    """Set the hours credited for one attended sign-up of an activity that has started, and log
+    old value, new value, actor and reason (hour_corrections), in one transaction.
+    Hours are a finite number from 0 up to the activity's length (谁组织谁记录，谁记录谁证明).
+    Raises SignupNotFound, InvalidActivity."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidActivity("更正志愿时长必须写明原因")
     if not actor:
         raise InvalidActivity("更正志愿时长必须写明更正人")
-    if hours is None or hours < 0 or hours > MAX_HOURS:
-        raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间")
+    if hours is None or not math.isfinite(hours) or hours < 0:
+        raise InvalidActivity("志愿时长应为 0 或正数（小时）")
     with immediate(db):
         signup = store.get_signup(db, signup_id)
         if not signup or signup["status"] != "confirmed":
             raise SignupNotFound(signup_id)
+        activity = _activity(db, signup["activity_id"])
+        start = start_of(activity)
+        if start is None or start > now:
+            raise InvalidActivity("活动还没开始，不能记志愿时长")
+        if not signup["checked_in_at"]:
+            raise InvalidActivity("这位成员没有签到：志愿时长只记给签到参加了活动的成员")
+        longest = length_hours(activity)
+        if hours > longest:
+            raise InvalidActivity(f"志愿时长不能超过活动时长（{fmt_hours(longest)} 小时）")
         store.insert_correction(db, signup_id, signup["hours"], float(hours), reason, actor, now)
         store.set_hours(db, signup_id, float(hours))
         return store.get_signup(db, signup_id)
+
+
+def length_hours(activity: dict) -> float:
+    """The activity's length in hours (start to end; without an end, the longer of the
+    assumed length and its planned hours)."""
+    start, end = start_of(activity), from_db(activity.get("end_at"))
+    if start is not None and end is not None:
+        return (end - start).total_seconds() / 3600
+    return max(ASSUMED_LENGTH.total_seconds() / 3600, float(activity.get("hours") or 0))
 
 
 def volunteer_record(db: Database, openid: str) -> dict:
@@ -593,7 +748,7 @@ def _notify_promoted(db: Database, activity: dict, signup: dict, now: datetime,
 
 def _notice_data(activity: dict, tz: ZoneInfo, state: str) -> dict:
     return {"keyword1": activity["title"][:20], "keyword2": when(activity, tz)[:20],
-            "keyword3": state}
+            "keyword3": state, "activity_id": activity["id"]}
 
 
 def _new_code(db: Database) -> str:
@@ -633,3 +788,6 @@ def _validate(values: dict, now: datetime, *, new: bool) -> None:
     hours = values.get("hours") or 0
     if not 0 <= float(hours) <= MAX_HOURS:
         raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间")
+    step = values.get("hours_step")
+    if step is not None and float(step) not in HOURS_STEPS:
+        raise InvalidActivity("时长取整单位应为 " + "、".join(f"{x:g}" for x in HOURS_STEPS) + " 小时之一")

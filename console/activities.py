@@ -9,14 +9,12 @@ import io
 import tempfile
 from pathlib import Path
 
-import qrcode
-import qrcode.image.svg
-from flask import (Blueprint, abort, flash, redirect, render_template, request, send_file,
-                   url_for)
-from markupsafe import Markup
+from flask import (Blueprint, Response, abort, flash, redirect, render_template, request,
+                   send_file, url_for)
 
 from activities import ActivityError, ActivityNotFound, exports
 from activities import service as svc
+from activities.qr import checkin_qr
 from clock import TimeFormatError, fmt_iso_local, from_db, parse_local
 from console.auth import actor, db, login_required, now, record, runtime
 from knowledge.data import load_alliance
@@ -58,7 +56,9 @@ def read_form(form) -> dict:
             "start": _time(form, "start", "开始时间"), "end": _time(form, "end", "结束时间"),
             "deadline": _time(form, "deadline", "报名截止时间"),
             "capacity": _number(form, "capacity", "名额", int),
-            "hours": _number(form, "hours", "志愿时长", float) or 0}
+            "hours": _number(form, "hours", "志愿时长", float) or 0,
+            "checkout": form.get("checkout") == "1",
+            "hours_step": _number(form, "hours_step", "时长取整", float) or 0.5}
 
 
 def form_of(activity: dict) -> dict:
@@ -74,12 +74,27 @@ def form_of(activity: dict) -> dict:
             "start": local(activity.get("start_at")), "end": local(activity.get("end_at")),
             "deadline": local(activity.get("deadline_at")),
             "capacity": activity.get("capacity") if activity.get("capacity") is not None else "",
-            "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else ""}
+            "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else "",
+            "checkout": bool(activity.get("checkout")),
+            "hours_step": svc.fmt_hours(activity.get("hours_step") or 0.5)}
+
+
+@bp.app_context_processor
+def form_choices() -> dict:
+    return {"hours_steps": [svc.fmt_hours(x) for x in svc.HOURS_STEPS]}
 
 
 def group_names() -> list[str]:
     """Suggestions for the group field: the five 共同体 and the union."""
     return [f"{g['name']}共同体" for g in load_alliance().get("groups") or []] + ["工会"]
+
+
+@bp.app_template_filter("when_dt")
+def when_dt_filter(moment) -> str:
+    """An aware datetime as organisers read it (BOT_TIMEZONE)."""
+    from clock import fmt_local
+
+    return fmt_local(moment, runtime().settings.tz) if moment else ""
 
 
 @bp.app_template_filter("hours")
@@ -88,10 +103,16 @@ def hours_filter(value) -> str:
     return svc.fmt_hours(value)
 
 
-def qr_svg(text: str) -> Markup:
-    """The text as a QR code, inline SVG (no image files, no network)."""
-    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
-    return Markup(img.to_string(encoding="unicode"))
+def wechat_api():
+    from wechat.api import WeChatAPI
+
+    rt = runtime()
+    return rt.service("wechat_api", lambda: WeChatAPI(rt.settings, rt.db, rt.clock.now))
+
+
+def _qr(activity: dict):
+    """The activity's WeChat check-in QR code (made on first view), or None."""
+    return checkin_qr(db(), wechat_api(), activity, now())
 
 
 def _activity_or_404(activity_id: int) -> dict:
@@ -104,7 +125,8 @@ def _activity_or_404(activity_id: int) -> dict:
 def _view(activity: dict) -> dict:
     tz = runtime().settings.tz
     return {**activity, "when": svc.when(activity, tz), "where": svc.where(activity),
-            "left": svc.places_left(activity),
+            "left": svc.places_left(activity), "length": svc.length_hours(activity),
+            "started": bool(svc.start_of(activity) and svc.start_of(activity) <= now()),
             "status_words": svc.STATUS_WORDS.get(activity["status"], activity["status"])}
 
 
@@ -168,14 +190,44 @@ def detail(activity_id: int):
     for s in signups:
         s["phone_masked"] = mask_phone(s.get("phone"))
         s["status_words"] = svc.SIGNUP_WORDS.get(s["status"], s["status"])
-    code = activity.get("checkin_code")
     return render_template(
         "console/activity.html", a=activity, signups=signups,
         live=[s for s in signups if s["status"] != "cancelled"],
         cancelled=[s for s in signups if s["status"] == "cancelled"],
         checked_in=sum(1 for s in signups if s["checked_in_at"] and s["status"] == "confirmed"),
-        qr=qr_svg(f"签到 {code}") if code and activity["status"] != "cancelled" else None,
-        formats=exports.FORMATS)
+        qr=_qr(activity), reports=_reports(activity_id), formats=exports.FORMATS)
+
+
+def _reports(activity_id: int) -> list[tuple[str, int]]:
+    from scheduler.dispatcher import report_words
+    from storage import deliveries
+
+    return [(report_words(r["report"]), r["count"])
+            for r in deliveries.report_counts_for_activity(db(), activity_id)]
+
+
+@bp.get("/<int:activity_id>/qr")
+@login_required(role=ROLE)
+def qr_page(activity_id: int):
+    """The check-in QR code on its own page, for a phone held up at the venue or for print."""
+    activity = _view(_activity_or_404(activity_id))
+    return render_template("console/checkin_qr.html", a=activity, qr=_qr(activity))
+
+
+@bp.get("/<int:activity_id>/qr.png")
+@login_required(role=ROLE)
+def qr_image(activity_id: int):
+    """The QR image from WeChat's showqrcode, passed through (no third-party image on the page)."""
+    from wechat.api import WeChatAPIError
+
+    qr = _qr(_activity_or_404(activity_id))
+    if qr is None or not qr.ticket:
+        abort(404)
+    try:
+        data, ctype = wechat_api().qrcode_image(qr.ticket)
+    except WeChatAPIError:
+        abort(502)
+    return Response(data, mimetype=ctype.split(";")[0])
 
 
 @bp.post("/<int:activity_id>/status")
@@ -244,6 +296,25 @@ def hours(activity_id: int, signup_id: int):
            f"{svc.fmt_hours(value)} 小时；原因：{request.form.get('reason', '').strip()}")
     flash("志愿时长已更正，更正记录已保存。", "ok")
     return redirect(url_for(".detail", activity_id=activity_id))
+
+
+@bp.post("/<int:activity_id>/signups/<int:signup_id>/certificate")
+@login_required(role=ROLE)
+def certificate(activity_id: int, signup_id: int):
+    """The member's 志愿服务记录证明 as a PDF (numbered, recorded in the audit log)."""
+    from activities import certificate as cert
+
+    _activity_or_404(activity_id)
+    signup = next((s for s in svc.signup_list(db(), activity_id) if s["id"] == signup_id), None)
+    if signup is None:
+        abort(404)
+    try:
+        issued = cert.issue(db(), signup["openid"], now(), runtime().settings.tz, actor())
+    except ActivityError as exc:
+        flash(str(exc), "bad")
+        return redirect(url_for(".detail", activity_id=activity_id))
+    return send_file(io.BytesIO(issued.pdf), mimetype="application/pdf", as_attachment=True,
+                     download_name=f"志愿服务记录证明-{issued.number}.pdf")
 
 
 @bp.post("/<int:activity_id>/export")

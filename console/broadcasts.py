@@ -11,6 +11,7 @@ from activities import service as activities
 from clock import fmt_local, to_db
 from console.auth import db, login_required, now, record, runtime
 from scheduler import broadcast
+from scheduler.dispatcher import report_words
 from storage import deliveries
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
@@ -110,4 +111,6 @@ def batch(batch: str):
     return render_template("console/broadcast.html", batch=batch, info=info, counts=counts,
                            total=total, pending=pending, words=STATUS_WORDS,
                            reasons=deliveries.reasons(database, batch),
+                           reports=[(report_words(r["report"]), r["count"])
+                                    for r in deliveries.report_counts(database, batch)],
                            due_future=bool(info and info["due_at"] > to_db(now())))

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from handlers import basic, chitchat, knowledge, more
 from handlers import profile, signup
-from handlers import broadcast, reminders
+from handlers import broadcast, events, reminders
 from handlers.router import Context, Reply, Router
 
 
 def build_router() -> Router:
     r = Router()
-    r.add(basic.subscribe, types=["event"], events=["subscribe", "subscribe_scan"])
+    r.add(basic.subscribe, types=["event"],
+          events=["subscribe", "subscribe_scan", "subscribe_scan_product"])
     r.add(basic.unsubscribe, types=["event"], events=["unsubscribe"])
     r.add(basic.click, types=["event"], events=["click"])
     r.add(basic.view, types=["event"], events=["view"])
     r.add(basic.scan, types=["event"], events=["scan"])
+    r.add(events.template_report, types=["event"], events=["templatesendjobfinish"])
     r.add(basic.image, types=["image"])
     r.add(basic.location, types=["location"])
     r.add(basic.link, types=["link"])
@@ -25,10 +27,13 @@ def build_router() -> Router:
     r.add(profile.bind)
     r.add(profile.my_info)
     r.add(signup.signup)
+    r.add(signup.details)
     r.add(signup.cancel)
     r.add(signup.mine)
     r.add(signup.check_in)
+    r.add(signup.check_out)
     r.add(signup.hours)
+    r.add(signup.certificate)
     r.add(broadcast.confirm)  # 确认/取消 while an organiser's 通知 waits
     r.add(broadcast.notice)
     r.add(reminders.subscription)

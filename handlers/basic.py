@@ -12,7 +12,15 @@ MAX_CLICK_DEPTH = 1
 
 
 def subscribe(msg: Message, ctx: Context) -> Reply:
+    """A follow, whatever its EventKey; one through a check-in QR code also checks in."""
+    from activities.qr import code_from_scene
+    from handlers.signup import check_in_reply
+
     members.touch(ctx.db, msg.openid, ctx.now, subscribed=True)
+    code = code_from_scene(msg.event_key)
+    if code is not None:
+        outcome = check_in_reply(msg, ctx, code, scanned=True)
+        return Reply(f"{words.WELCOME}\n\n{outcome.text}", topic=outcome.topic)
     return Reply(words.WELCOME, topic="subscribe")
 
 
@@ -23,6 +31,13 @@ def unsubscribe(msg: Message, ctx: Context) -> Reply:
 
 
 def scan(msg: Message, ctx: Context) -> Reply:
+    """A follower scanned a parametric QR code: a check-in code checks in, by 签到's rules."""
+    from activities.qr import code_from_scene
+    from handlers.signup import check_in_reply
+
+    code = code_from_scene(msg.event_key)
+    if code is not None:
+        return check_in_reply(msg, ctx, code, scanned=True)
     return Reply(words.SCAN, topic="scan")
 
 

@@ -52,7 +52,7 @@ def _run(rt: "Runtime", msg: Message) -> Reply:
     """Runs in a worker thread with its own connection."""
     db = rt.db()
     now = rt.clock.now()
-    if msg.event != "unsubscribe":
+    if msg.is_member_action:
         members.touch(db, msg.openid, now)
     ctx = Context(rt=rt, db=db, now=now, member=members.get(db, msg.openid))
     reply = rt.router.dispatch(msg, ctx)

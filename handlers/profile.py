@@ -26,8 +26,16 @@ _DIGITS = re.compile(r"^[\d+\-]{3,}$")
 _QUESTION = re.compile(r"[?？吗呢啥]|什么|怎么|几月|哪里|哪个|为什么|多少|是否|可以|能否")
 _COMMANDS = ("报名", "我要报名", "取消", "签到", "订阅", "退订", "通知", "群发", "我的", "查看", "查询",
              "更多", "帮助", "确认")
-_CJK_NAME = re.compile(r"^[\u3400-\u9fff·]{2,6}$")
-_LATIN_NAME = re.compile(r"^[A-Za-z][A-Za-z .·'-]{1,29}$")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN_NAME = re.compile(f"^[{_HAN}]{{2,6}}$")
+_DOTS = "·・•‧∙"  # the middle dot as typed on phones and PCs (· ・ • …), stored as ·
+_DOTTED_NAME = re.compile(f"^[{_HAN}]+(?:·[{_HAN}]+)+$")
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_LATIN_NAME = re.compile(f"^[{_LATIN}][{_LATIN} .'-]{{0,38}}[{_LATIN}.]$")
+_LATIN_WORD = re.compile(f"^[{_LATIN}][{_LATIN}.'-]*$")
+MAX_DOTTED = 20
+NAME_RULE = ("姓名应为 2–6 个汉字，或带间隔号的名字（不超过 20 个字，如 阿依古丽·买买提），"
+             "或英文字母（如 Anna Smith），不能有数字和符号")
 
 
 class ProfileFormatError(ValueError):
@@ -59,14 +67,34 @@ def parse_profile(text: str) -> tuple[str, str, str | None]:
             raise ProfileFormatError("手机号格式不对（11 位手机号，或带区号的座机）")
     if len(tokens) < 2:
         raise ProfileFormatError("需要姓名和单位两项，中间用空格隔开")
-    name, unit = tokens[0], " ".join(tokens[1:])
-    if not (_CJK_NAME.match(name) or _LATIN_NAME.match(name)):
-        raise ProfileFormatError("姓名应为 2–6 个汉字")
+    taken = 1
+    while taken < len(tokens) - 1 and _LATIN_WORD.match(tokens[0]) \
+            and _LATIN_WORD.match(tokens[taken]):
+        taken += 1  # "Anna Maria Smith 虹口区…": a Latin name may have spaces
+    name, unit = normalize_name(" ".join(tokens[:taken])), " ".join(tokens[taken:])
+    if not is_real_name(name):
+        raise ProfileFormatError(NAME_RULE)
     if len(unit) < 2 or len(unit) > 50 or any(ch.isdigit() for ch in unit[:1]):
         raise ProfileFormatError("单位名称应为 2–50 个字")
     if _QUESTION.search(name + unit):
         raise ProfileFormatError("看起来不像姓名和单位")
     return name, unit, phone
+
+
+def normalize_name(name: str) -> str:
+    """Every middle-dot variant becomes ·, and spaces around it go."""
+    for dot in _DOTS:
+        name = name.replace(dot, "·")
+    return re.sub(r"\s*·\s*", "·", name.strip())
+
+
+def is_real_name(name: str) -> bool:
+    """Han names of 2–6 characters, dotted names up to 20, names in Latin letters."""
+    if _HAN_NAME.match(name):
+        return True
+    if _DOTTED_NAME.match(name):
+        return len(name) <= MAX_DOTTED
+    return bool(_LATIN_NAME.match(name))
 
 
 def has_profile(member: dict | None) -> bool:

@@ -26,6 +26,9 @@ STATES = (CHOOSE, CANCEL_CHOOSE, PROFILE)
 LIST_WORDS = {"报名", "我要报名", "活动报名", "报名活动", "可报名活动", "可以报名的活动"}
 CANCEL_WORDS = {"取消", "退出", "算了", "不报了", "cancel", "q"}
 MINE_WORDS = {"我的报名", "我的活动", "报名记录", "我报了什么"}
+CHECKOUT_WORDS = {"签退", "我要签退"}
+CERTIFICATE_WORDS = {"我的志愿证明", "志愿证明", "志愿服务证明", "志愿服务记录证明", "开志愿证明",
+                     "我要志愿证明", "开具志愿证明"}
 HOURS_WORDS = {"我的志愿时长", "志愿时长", "我的时长", "我的志愿服务时长", "志愿服务时长"}
 LIST_MAX = 10  # one WeChat message (2048 bytes) holds about ten entries
 RECENT_RECORDS = 5
@@ -34,11 +37,12 @@ CN_DIGITS = {c: n for n, c in enumerate("一二三四五六七八九十", 1)}
 SIGNUP_KEYWORD = re.compile(r"^(?:我要)?报名(?:\s*[:：]\s*|\s+)(.+)$", re.S)
 SIGNUP_GLUED = re.compile(r"^(?:我要)?报名(.{2,})$", re.S)
 CANCEL_SIGNUP = re.compile(r"^取消报名\s*[:：]?\s*(.*)$", re.S)
+DETAILS = re.compile(r"^(?:活动详情|活动详细|详情)\s*[:：]?\s*(.*)$", re.S)
 CHECK_IN = re.compile(r"^签到\s*[:：]?\s*([0-9A-Za-z]{3,12})$")
 NUMBER = re.compile(r"^第?\s*(\d{1,3}|[一二三四五六七八九十])\s*(?:个|项|号|条)?\s*[.。]?$")
 
 EMPTY_LIST = "目前没有可以报名的活动，有新活动会在这里发布。"
-LIST_HINT = "回复数字报名，例如“1”；回复“取消”退出。"
+LIST_HINT = "回复数字报名，例如“1”；回复“取消”退出。\n看时间、地点、注意事项等详情回复“活动详情 编号”，例如“活动详情 1”。"
 NO_MATCH = "没有找到和“{kw}”相关的可报名活动。回复“报名”查看全部可报名的活动。"
 BAD_NUMBER = "没有第{n}项。请回复 1–{max} 之间的数字，或回复“取消”退出。"
 ASK_PROFILE = "报名「{title}」前请先登记信息（只需一次）。\n请回复：" + FORMAT
@@ -151,8 +155,9 @@ def _list(msg: Message, ctx: Context) -> Reply:
 def _offer(msg: Message, ctx: Context, activities: list[dict], head: str) -> Reply:
     lines = [head]
     for n, a in enumerate(activities, 1):
+        deadline = f" · {fmt_local(from_db(a['deadline_at']), ctx.tz)}截止" if a.get("deadline_at") else ""
         lines.append(f"{n}. {a['title']}\n   {service.when(a, ctx.tz)} · {service.where(a)} · "
-                     f"{_places(a)}")
+                     f"{_places(a)}{deadline}")
     lines.append(LIST_HINT)
     _put(ctx, msg.openid, CHOOSE, {"ids": [a["id"] for a in activities]})
     return Reply("\n".join(lines), topic="signup.list")
@@ -182,14 +187,95 @@ def _attempt(msg: Message, ctx: Context, activity_id: int) -> Reply:
         return Reply(_error(exc, ctx), topic="signup.refused")
     dialogs.clear(ctx.db, msg.openid)
     a, tz = result.activity, ctx.tz
+    notes = _hours_line(a) + _notes(a)
     if result.confirmed:
         text = (f"报名成功！\n活动：{a['title']}\n时间：{service.when(a, tz)}\n"
-                f"地点：{service.where(a)}\n查看回复“我的报名”；不能参加请回复“取消报名”。")
+                f"地点：{service.where(a)}\n{notes}查看回复“我的报名”；不能参加请回复“取消报名”。")
         return Reply(text, topic=f"signup:{a['id']}")
     text = (f"名额已满，已为你登记候补：候补第{result.position}位。\n活动：{a['title']}\n"
-            f"时间：{service.when(a, tz)}\n地点：{service.where(a)}\n"
+            f"时间：{service.when(a, tz)}\n地点：{service.where(a)}\n{notes}"
             "有人取消时按顺序自动递补，递补成功会通知你。")
     return Reply(text, topic=f"signup:{a['id']}")
+
+
+def _hours_line(activity: dict) -> str:
+    if activity.get("checkout"):
+        return "志愿时长：按签到到签退的实际时间计\n"
+    if activity.get("hours"):
+        return f"志愿时长：{service.fmt_hours(activity['hours'])} 小时（签到后记入）\n"
+    return ""
+
+
+def _notes(activity: dict) -> str:
+    """The organiser's notes (where to gather, what to bring), as a line of the reply."""
+    return f"注意事项：{activity['description']}\n" if activity.get("description") else ""
+
+
+# --- 活动详情 -------------------------------------------------------------------------------
+
+def details(msg: Message, ctx: Context) -> Reply | None:
+    """`活动详情 N` (N as in the 报名 list) or `活动详情 关键词`: everything a member needs to
+    decide and to turn up: time, place, deadline, places left, hours, the organiser's notes."""
+    text = _clean(msg.text)
+    m = DETAILS.match(text)
+    if not m:
+        return None
+    arg = m.group(1).strip()
+    if not text.startswith("活动") and parse_number(arg) is None:
+        return None  # "详情 …" is only ours with a list number
+    open_now = service.list_open(ctx.db, ctx.now)[:LIST_MAX]
+    if not arg:
+        if not open_now:
+            return Reply(EMPTY_LIST, topic="signup.details")
+        lines = ["回复“活动详情 编号”查看详情，编号如下："]
+        lines += [f"{n}. {a['title']}" for n, a in enumerate(open_now, 1)]
+        return Reply("\n".join(lines), topic="signup.details")
+    n = parse_number(arg)
+    if n is not None:
+        if not 1 <= n <= len(open_now):
+            return Reply(BAD_NUMBER.format(n=n, max=len(open_now)) if open_now else EMPTY_LIST,
+                         topic="signup.bad_number")
+        activity = open_now[n - 1]
+    else:
+        found = service.search(ctx.db, arg, ctx.now)
+        if not found:
+            return Reply(NO_MATCH.format(kw=arg), topic="signup.no_match")
+        activity = found[0]
+        n = next((i for i, a in enumerate(open_now, 1) if a["id"] == activity["id"]), None)
+    return Reply(describe_activity(activity, ctx, n), topic=f"details:{activity['id']}")
+
+
+def describe_activity(a: dict, ctx: Context, n: int | None = None) -> str:
+    tz = ctx.tz
+    deadline = service.deadline_of(a)
+    if a.get("checkout"):
+        hours = (f"按签到到签退的实际时间计（{service.fmt_hours(a.get('hours_step') or 0.5)} "
+                 "小时向下取整）")
+    else:
+        hours = f"{service.fmt_hours(a['hours'])} 小时（签到后记入）" if a.get("hours") else "不记"
+    lines = [f"「{a['title']}」",
+             f"时间：{service.when(a, tz)}",
+             f"地点：{service.where(a)}",
+             f"报名截止：{fmt_local(deadline, tz) if deadline else '待定'}",
+             f"名额：{_places(a)}",
+             f"志愿时长：{hours}"]
+    if a.get("grp"):
+        lines.append(f"组织：{a['grp']}")
+    if a.get("description"):
+        lines.append(f"注意事项：{a['description']}")
+    if service.is_signable(a, ctx.now):
+        lines.append(f"报名请回复“报名 {n}”。" if n else f"报名请回复“报名 {a['title']}”。")
+    else:
+        lines.append(_error_for(a, ctx))
+    return "\n".join(lines)
+
+
+def _error_for(activity: dict, ctx: Context) -> str:
+    try:
+        service.check_signable(activity, ctx.now)
+    except ActivityError as exc:
+        return _error(exc, ctx)
+    return ""
 
 
 def _error(exc: ActivityError, ctx: Context) -> str:
@@ -289,17 +375,55 @@ def check_in(msg: Message, ctx: Context) -> Reply | None:
     m = CHECK_IN.match(text)
     if not m:
         return None
+    return check_in_reply(msg, ctx, m.group(1))
+
+
+def attempt_rules(ctx: Context) -> service.AttemptRules:
+    s = ctx.settings
+    return service.AttemptRules(s.checkin_max_wrong,
+                                timedelta(minutes=s.checkin_wrong_window_minutes))
+
+
+def check_in_reply(msg: Message, ctx: Context, code: str, *, scanned: bool = False) -> Reply:
+    """Check in with a typed or scanned code and say the outcome (shared with QR scans)."""
     try:
-        result = service.check_in(ctx.db, msg.openid, m.group(1), ctx.now, ctx.tz)
+        result = service.check_in(ctx.db, msg.openid, code, ctx.now, ctx.tz, attempt_rules(ctx),
+                                  scanned=scanned)
+    except service.NotSignedUp as exc:
+        a = exc.activity
+        hint = (f"先回复“报名 {a['title']}”报名，报名确认后再扫码签到。" if service.is_signable(a, ctx.now)
+                else "这个活动已经停止报名，如已到场请联系现场组织者。")
+        return Reply(f"{exc}{hint}", topic="checkin")
     except ActivityError as exc:
         return Reply(_error(exc, ctx), topic="checkin")
     a, s = result.activity, result.signup
     if result.already:
         return Reply(f"你已经签到过了：「{a['title']}」，签到时间 "
                      f"{fmt_local(from_db(s['checked_in_at']), ctx.tz)}。", topic="checkin")
+    if a.get("checkout"):
+        return Reply(f"签到成功：「{a['title']}」。\n本活动需要签退：离开时回复“签退”，"
+                     "按实际参加的时间记志愿时长。", topic=f"checkin:{a['id']}")
     credit = f"，记志愿时长 {service.fmt_hours(s['hours'])} 小时" if s["hours"] else ""
     return Reply(f"签到成功：「{a['title']}」{credit}。\n查看累计时长回复“我的志愿时长”。",
                  topic=f"checkin:{a['id']}")
+
+
+def check_out(msg: Message, ctx: Context) -> Reply | None:
+    """`签退`: ends the attendance at an activity with 签退 on; hours from the real time."""
+    if _clean(msg.text) not in CHECKOUT_WORDS:
+        return None
+    try:
+        result = service.check_out(ctx.db, msg.openid, ctx.now)
+    except ActivityError as exc:
+        return Reply(_error(exc, ctx), topic="checkout")
+    a, s = result.activity, result.signup
+    if result.already:
+        return Reply(f"你已经签退过了：「{a['title']}」，签退时间 "
+                     f"{fmt_local(from_db(s['checked_out_at']), ctx.tz)}，"
+                     f"记志愿时长 {service.fmt_hours(s['hours'])} 小时。", topic="checkout")
+    return Reply(f"签退成功：「{a['title']}」，按实际参加时间记志愿时长 "
+                 f"{service.fmt_hours(s['hours'])} 小时。\n查看累计时长回复“我的志愿时长”。",
+                 topic=f"checkout:{a['id']}")
 
 
 def hours(msg: Message, ctx: Context) -> Reply | None:
@@ -321,6 +445,22 @@ def hours(msg: Message, ctx: Context) -> Reply | None:
         lines.append(f"· {day} {r['title']}{org} {service.fmt_hours(r['credited_hours'])} 小时")
     lines.append("如有出入请联系活动组织者更正。")
     return Reply("\n".join(lines), topic="hours")
+
+
+def certificate(msg: Message, ctx: Context) -> Reply | None:
+    """`我的志愿证明`: how to get the PDF 志愿服务记录证明 (organisers issue it: 谁记录谁证明)."""
+    if _clean(msg.text) not in CERTIFICATE_WORDS:
+        return None
+    total, count = service.hours_total(ctx.db, msg.openid)
+    head = (f"你目前累计志愿时长 {service.fmt_hours(total)} 小时（{count} 次活动），"
+            "明细回复“我的志愿时长”。\n" if count else
+            "你还没有志愿时长记录，参加活动并签到后才能出具证明。\n")
+    return Reply(head + "《志愿服务记录证明》（PDF，带证明编号）由记录时长的组织方出具：请联系活动组织者，"
+                 "在管理后台“活动报名”的报名名单里点你名字旁的“志愿证明”，"
+                 "或在服务器上运行 python bot.py volunteer-record 为你出具。"
+                 + ("" if has_profile(ctx.member) else
+                    "\n证明上要写姓名和单位，请先回复：绑定 姓名 单位。"),
+                 topic="certificate")
 
 
 def _put(ctx: Context, openid: str, state: str, data: dict) -> None:

@@ -86,6 +86,13 @@ def deliveries_command(batch: str | None, send: bool) -> None:
                            f"{k['pending']}，失败 {k['failed']}，已取消 {k['cancelled']}")
         if not rows and not kinds:
             click.echo("发件箱是空的。")
+    reports = deliveries.report_counts(db, batch)
+    if reports:
+        from scheduler.dispatcher import report_words
+
+        click.echo("模板消息送达回执（TEMPLATESENDJOBFINISH）：")
+        for r in reports:
+            click.echo(f"  {report_words(r['report'])} {r['count']}")
     problems = deliveries.reasons(db, batch)
     if problems:
         click.echo("原因：")

@@ -20,6 +20,8 @@ from privacy import mask_openid
 from scheduler import jobs
 from storage import deliveries, members
 from wechat.api import WeChatAPI, WeChatAPIError
+from wechat.templates import TemplateFieldError
+from wechat.templates import check as check_template_fields
 
 if TYPE_CHECKING:
     from runtime import Runtime
@@ -31,6 +33,15 @@ BACKOFF_MAX = timedelta(minutes=30)
 BATCH = 200
 CS_REFUSED = {45015, 45047}  # outside the window / over the count: try the next channel
 REMINDER_KINDS = ("reminder", "recurring")  # sent with WECHAT_TEMPLATE_REMINDER
+
+
+def report_words(report: str | None) -> str:
+    """WeChat's TEMPLATESENDJOBFINISH status as organisers read it."""
+    if report is None:
+        return "微信尚未回报"
+    key = report.replace(" ", "").lower()
+    return {"success": "微信确认送达", "failed:userblock": "成员拒收（已关闭模板消息）",
+            "failed:systemfailed": "微信系统原因未送达"}.get(key, f"微信回报：{report}")
 
 
 def backoff(attempt: int) -> timedelta:
@@ -118,14 +129,20 @@ class Dispatcher:
         for channel in channels:
             self.limiter.wait()
             try:
-                self._send(channel, row)
+                answer = self._send(channel, row)
+            except TemplateFieldError as exc:  # never sent: WeChat would answer 47003
+                deliveries.mark_final(db, row["id"], "failed", str(exc), channel)
+                self.stats["failed"] += 1
+                return
             except WeChatAPIError as exc:
                 if channel == "custom" and exc.errcode in CS_REFUSED:
                     why_not.insert(0, exc.reason)
                     continue
                 self._failed(row, exc, channel)
                 return
-            deliveries.mark_sent(db, row["id"], channel, self.rt.clock.now())
+            msgid = answer.get("msgid") if channel == "template" else None
+            deliveries.mark_sent(db, row["id"], channel, self.rt.clock.now(),
+                                 str(msgid) if msgid is not None else None)
             self.stats["sent"] += 1
             return
         deliveries.mark_final(db, row["id"], "unreachable", "无可用渠道：" + "；".join(why_not))
@@ -165,16 +182,18 @@ class Dispatcher:
         return s.wechat_template_reminder if row["kind"] in REMINDER_KINDS \
             else s.wechat_template_notice
 
-    def _send(self, channel: str, row: dict) -> None:
+    def _send(self, channel: str, row: dict) -> dict:
+        """Send one row on one channel; returns WeChat's answer (a template's carries msgid)."""
         data = json.loads(row["data"]) if row["data"] else {}
         if channel == "custom":
-            self.api.send_custom_text(row["openid"], row["text"])
-        elif channel == "template":
-            self.api.send_template(row["openid"], self._template_id(row),
-                                   template_fields(row, data, self.rt.settings.tz))
-        else:
-            self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
-                                    subscribe_fields(row, data, self.rt.settings.tz))
+            return self.api.send_custom_text(row["openid"], row["text"])
+        if channel == "template":
+            fields = template_fields(row, data, self.rt.settings.tz)
+            check_template_fields(fields)
+            return self.api.send_template(row["openid"], self._template_id(row), fields,
+                                          client_msg_id=client_msg_id(row))
+        return self.api.send_subscribe(row["openid"], self.rt.settings.wechat_subscribe_template,
+                                       subscribe_fields(row, data, self.rt.settings.tz))
 
     def _failed(self, row: dict, exc: WeChatAPIError, channel: str) -> None:
         db = self.rt.db()
@@ -194,6 +213,12 @@ class Dispatcher:
         deliveries.mark_final(db, row["id"], "failed", reason, channel)
         self.stats["failed"] += 1
         log.warning("delivery %s to %s failed: %s", row["id"], who, reason)
+
+
+def client_msg_id(row: dict) -> str:
+    """The outbox row's id: WeChat sends one template message per openid and client_msg_id,
+    so a resend after a crash between sending and recording is dropped by WeChat."""
+    return str(row["id"])
 
 
 def row_activity(row: dict) -> int | None:

@@ -118,7 +118,8 @@ def plan_activities(rt: "Runtime", activity_id: int | None = None) -> dict:
 def _reminder(r: dict, start: datetime, due: datetime, offset: timedelta, tz) -> dict:
     when = fmt_local(start, tz)
     place = r["location"] or "待通知"
-    text = (f"活动提醒：你报名的「{r['title']}」将于 {when} 开始，地点：{place}。"
+    notes = f"\n注意事项：{r['description']}\n" if r.get("description") else ""
+    text = (f"活动提醒：你报名的「{r['title']}」将于 {when} 开始，地点：{place}。{notes}"
             "请准时参加；不能参加请回复“取消报名”，把名额留给其他人。")
     return {"dedupe_key": reminder_key(r["activity_id"], r["openid"], offset),
             "openid": r["openid"], "kind": "reminder", "title": "活动提醒", "text": text,

@@ -14,7 +14,7 @@ from clock import to_db
 LIVE = ("confirmed", "waitlisted")
 ACTIVITY_FIELDS = ("title", "grp", "description", "location", "start_at", "end_at",
                    "deadline_at", "capacity", "hours", "status", "checkin_code", "source_key",
-                   "created_by")
+                   "created_by", "checkout", "hours_step")
 _COUNTS = ("(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
            "AND s.status = 'confirmed') AS confirmed, "
            "(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
@@ -160,6 +160,11 @@ def check_in(db: Database, signup_id: int, now: datetime, hours: float | None) -
                [to_db(now), hours, signup_id])
 
 
+def check_out(db: Database, signup_id: int, now: datetime, hours: float) -> None:
+    db.execute("UPDATE signups SET checked_out_at = ?, hours = ? WHERE id = ?",
+               [to_db(now), hours, signup_id])
+
+
 def set_hours(db: Database, signup_id: int, hours: float) -> None:
     db.execute("UPDATE signups SET hours = ? WHERE id = ?", [hours, signup_id])
 
@@ -210,6 +215,59 @@ def service_records(db: Database, openid: str) -> list[dict]:
         "WHERE s.openid = ? AND s.status = 'confirmed' AND a.status != 'cancelled' "
         "AND (s.checked_in_at IS NOT NULL OR s.hours IS NOT NULL) ORDER BY a.start_at, s.id",
         [openid]))
+
+
+def member_live_signups(db: Database, openid: str) -> list[tuple[dict, dict]]:
+    """(activity, sign-up) for each live sign-up of the member, newest activity first."""
+    rows = list(db.query(
+        "SELECT s.id AS s_id, a.* FROM signups s JOIN activities a ON a.id = s.activity_id "
+        "WHERE s.openid = ? AND s.status != 'cancelled' ORDER BY a.start_at DESC, s.id",
+        [openid]))
+    return [({k: v for k, v in r.items() if k != "s_id"}, get_signup(db, r["s_id"]))
+            for r in rows]
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+def insert_certificate(db: Database, openid: str, activities: int, total_hours: float,
+                       actor: str, now: datetime, number_of) -> str:
+    """Record one issued certificate; `number_of(id)` makes its number from the row id."""
+    cur = db.execute("INSERT INTO certificates(openid, activities, total_hours, actor, issued_at) "
+                     "VALUES (?, ?, ?, ?, ?)", [openid, activities, total_hours, actor, to_db(now)])
+    number = number_of(cur.lastrowid)
+    db.execute("UPDATE certificates SET number = ? WHERE id = ?", [number, cur.lastrowid])
+    return number
+
+
+# --- check-in QR codes ---------------------------------------------------------------------
+
+def get_qr(db: Database, activity_id: int) -> dict | None:
+    return _one(db, "SELECT * FROM checkin_qr WHERE activity_id = ?", [activity_id])
+
+
+def put_qr(db: Database, activity_id: int, *, code: str, ticket: str | None, url: str | None,
+           expires_at: datetime, error: str | None, unverified: bool, now: datetime) -> None:
+    """The activity's current QR code (or the error that stopped it, retried after expires_at)."""
+    db.execute("INSERT OR REPLACE INTO checkin_qr(activity_id, code, ticket, url, expires_at, "
+               "error, unverified, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               [activity_id, code, ticket, url, to_db(expires_at), error, int(unverified),
+                to_db(now)])
+
+
+# --- check-in attempts --------------------------------------------------------------------
+
+def wrong_attempts(db: Database, openid: str, activity_id: int, since: datetime) -> list[str]:
+    """When the member typed a wrong code against this activity since a moment, oldest first
+    (activity 0: a member signed up for nothing that could be checked into)."""
+    return [r[0] for r in db.execute(
+        "SELECT at FROM checkin_attempts WHERE openid = ? AND activity_id = ? AND at > ? "
+        "ORDER BY at", [openid, activity_id, to_db(since)])]
+
+
+def record_wrong_attempt(db: Database, openid: str, activity_id: int, code: str,
+                         now: datetime) -> None:
+    db.execute("INSERT INTO checkin_attempts(openid, activity_id, code, at) VALUES (?, ?, ?, ?)",
+               [openid, activity_id, code[:16], to_db(now)])
 
 
 # --- hour corrections -------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from clock import from_db, to_db
 from storage.db import immediate
+from wechat.templates import check as check_template_fields
 
 FINAL = ("sent", "failed", "unreachable", "dropped", "cancelled")
 
@@ -22,7 +23,10 @@ def enqueue(db: Database, *, dedupe_key: str, openid: str, kind: str, text: str,
             due_at: datetime, now: datetime, title: str | None = None,
             data: dict | None = None, expires_at: datetime | None = None,
             batch: str | None = None) -> bool:
-    """Queue one message; False if a row with this dedupe key exists already."""
+    """Queue one message; False if a row with this dedupe key exists already.
+    Raises wechat.templates.TemplateFieldError when a template field in `data` is over
+    WeChat's limit (it would fail with 47003 at sending time)."""
+    check_template_fields(data)
     cur = db.execute(
         "INSERT OR IGNORE INTO deliveries(dedupe_key, openid, kind, title, text, data, due_at, "
         "expires_at, status, attempts, next_attempt_at, batch, created_at) "
@@ -84,10 +88,37 @@ def release(db: Database, delivery_id: int, at: datetime) -> None:
                [to_db(at), delivery_id])
 
 
-def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime) -> None:
+def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime,
+              wechat_msgid: str | None = None) -> None:
+    """WeChat accepted the row; `wechat_msgid` (template messages) matches its later report."""
     db.execute("UPDATE deliveries SET status = 'sent', channel = ?, sent_at = ?, "
-               "last_error = NULL, claimed_by = NULL WHERE id = ?",
-               [channel, to_db(now), delivery_id])
+               "last_error = NULL, claimed_by = NULL, wechat_msgid = ?, report = NULL, reported_at = NULL "
+               "WHERE id = ?",
+               [channel, to_db(now), wechat_msgid, delivery_id])
+
+
+def record_report(db: Database, wechat_msgid: str, openid: str, status: str,
+                  now: datetime) -> int:
+    """WeChat's TEMPLATESENDJOBFINISH for the row it sent as `wechat_msgid` to `openid`
+    ('success', 'failed:user block', 'failed: system failed'); returns rows updated (0: not ours)."""
+    return db.execute("UPDATE deliveries SET report = ?, reported_at = ? WHERE wechat_msgid = ? "
+                      "AND openid = ?", [status, to_db(now), wechat_msgid, openid]).rowcount
+
+
+def report_counts_for_activity(db: Database, activity_id: int) -> list[dict]:
+    """Template messages about one activity (reminders, notices) by WeChat's delivery report."""
+    return list(db.query(
+        "SELECT report, count(*) count FROM deliveries WHERE status = 'sent' "
+        "AND channel = 'template' AND json_extract(data, '$.activity_id') = ? "
+        "GROUP BY report ORDER BY count DESC", [activity_id]))
+
+
+def report_counts(db: Database, batch: str | None = None) -> list[dict]:
+    """Template messages by WeChat's delivery report (None: no report yet), most first."""
+    where, args = ("AND batch = ?", [batch]) if batch else ("", [])
+    return list(db.query(
+        "SELECT report, count(*) count FROM deliveries WHERE status = 'sent' "
+        f"AND channel = 'template' {where} GROUP BY report ORDER BY count DESC", args))
 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:

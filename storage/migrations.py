@@ -107,6 +107,51 @@ def m020_sched_claims(db: Database) -> None:
     db["deliveries"].create_index(["openid", "status"])
 
 
+@migrations()
+def m060_attendance(db: Database) -> None:
+    # Hours that hold up: attendance stands, hours only for attended sign-ups, counted guesses.
+    db["activities"].add_column("checkout", int, not_null_default=0)  # 签退 turned on
+    db["activities"].add_column("hours_step", float, not_null_default=0.5)  # rounding, down
+    db["signups"].add_column("checked_out_at", str)
+    db.execute("CREATE TRIGGER signups_attendance_stands BEFORE UPDATE OF status ON signups "
+               "WHEN OLD.checked_in_at IS NOT NULL AND NEW.status = 'cancelled' "
+               "BEGIN SELECT RAISE(ABORT, 'an attended sign-up cannot be cancelled'); END")
+    db.execute("CREATE TRIGGER signups_hours_need_attendance BEFORE UPDATE OF hours ON signups "
+               "WHEN NEW.hours IS NOT NULL AND NEW.checked_in_at IS NULL "
+               "BEGIN SELECT RAISE(ABORT, 'hours need an attended sign-up'); END")
+    db["checkin_attempts"].create({"id": int, "openid": str, "activity_id": int, "code": str,
+                                   "at": str}, pk="id",
+                                  not_null={"openid", "activity_id", "at"})
+    db["checkin_attempts"].create_index(["openid", "activity_id", "at"])
+
+
+@migrations()
+def m061_delivery_reports(db: Database) -> None:
+    # WeChat's msgid for a template message, and its TEMPLATESENDJOBFINISH report.
+    db["deliveries"].add_column("wechat_msgid", str)
+    db["deliveries"].add_column("report", str)
+    db["deliveries"].add_column("reported_at", str)
+    db["deliveries"].create_index(["wechat_msgid"])
+
+
+@migrations()
+def m062_checkin_qr(db: Database) -> None:
+    # The activity's WeChat QR code (QR_STR_SCENE checkin:<code>), or why it could not be made.
+    db["checkin_qr"].create({"activity_id": int, "code": str, "ticket": str, "url": str,
+                             "expires_at": str, "error": str, "unverified": int,
+                             "created_at": str}, pk="activity_id",
+                            foreign_keys=[("activity_id", "activities", "id")])
+
+
+@migrations()
+def m063_certificates(db: Database) -> None:
+    # Every 志愿服务记录证明 issued: its number, whom, what it certified, who issued it.
+    db["certificates"].create({"id": int, "number": str, "openid": str, "activities": int,
+                               "total_hours": float, "actor": str, "issued_at": str},
+                              pk="id", not_null={"openid", "actor", "issued_at"})
+    db["certificates"].create_index(["number"], unique=True)
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

@@ -22,7 +22,8 @@ def upcoming_confirmed(db: Database, now: datetime, activity_id: int | None = No
     if activity_id is not None:
         where, args = "AND a.id = ?", [to_db(now), activity_id]
     return list(db.query(
-        "SELECT a.id activity_id, a.title, a.location, a.start_at, a.end_at, s.openid, "
+        "SELECT a.id activity_id, a.title, a.location, a.start_at, a.end_at, a.description, "
+        "s.openid, "
         "COALESCE(s.confirmed_at, s.created_at) confirmed_at "
         "FROM activities a JOIN signups s ON s.activity_id = a.id "
         "JOIN members m ON m.openid = s.openid "

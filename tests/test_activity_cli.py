@@ -29,6 +29,7 @@ def run(settings, rt):
             assert result.exit_code == 0, result.output + (result.stderr or "")
         return result
 
+    invoke.env = env  # a test may move BOT_FAKE_NOW
     return invoke
 
 
@@ -189,18 +190,25 @@ def test_volunteer_record_and_logged_correction(run, wechat, rt, db):
     assert "累计志愿服务时长 3 小时" in record
     signup_id = service.signup_list(db, aid)[0]["id"]
 
-    refused = run("volunteer-correct", str(signup_id), "--hours", "4", "--reason", " ", ok=False)
+    refused = run("volunteer-correct", str(signup_id), "--hours", "2.5", "--reason", " ", ok=False)
     assert "必须写明原因" in refused.output
-    out = run("volunteer-correct", str(signup_id), "--hours", "4", "--reason",
-              "提前到场布置，组织者确认", "--actor", "王老师").output
-    assert "3 → 4 小时" in out
+    early = run("volunteer-correct", str(signup_id), "--hours", "2.5", "--reason", "早退", ok=False)
+    assert "活动还没开始" in early.output
+    run.env["BOT_FAKE_NOW"] = "2026-11-28 12:30"
+    for bad in ("nan", "inf", "-1", "3.5"):
+        refused = run("volunteer-correct", str(signup_id), "--hours", bad, "--reason", "x",
+                      ok=False)
+        assert refused.exit_code == 1 and ("志愿时长" in refused.output), bad
+    out = run("volunteer-correct", str(signup_id), "--hours", "2.5", "--reason",
+              "提前半小时离开，组织者确认", "--actor", "王老师").output
+    assert "3 → 2.5 小时" in out
     [fix] = list(db.query("SELECT * FROM hour_corrections"))
     assert (fix["signup_id"], fix["old_hours"], fix["new_hours"], fix["actor"], fix["reason"]) == \
-        (signup_id, 3.0, 4.0, "王老师", "提前到场布置，组织者确认")
+        (signup_id, 3.0, 2.5, "王老师", "提前半小时离开，组织者确认")
     record = run("volunteer-record", "oCliMember01").output
-    assert "累计志愿服务时长 4 小时" in record
-    assert "由 王老师 将 3 小时改为 4 小时，原因：提前到场布置，组织者确认" in record
-    assert wechat.text("oCliMember01", "我的志愿时长").text.startswith("你的累计志愿时长：4 小时")
+    assert "累计志愿服务时长 2.5 小时" in record
+    assert "由 王老师 将 3 小时改为 2.5 小时，原因：提前半小时离开，组织者确认" in record
+    assert wechat.text("oCliMember01", "我的志愿时长").text.startswith("你的累计志愿时长：2.5 小时")
     assert "没有这个成员" in run("volunteer-record", "oNobody", ok=False).output
     assert "没有找到这条报名记录" in run("volunteer-correct", "999", "--hours", "1", "--reason",
                                       "x", ok=False).output
@@ -214,3 +222,14 @@ def test_member_role(run, wechat, db):
     assert members.get(db, "oCliMember01")["role"] == "member"
     assert "没有这个成员" in run("member", "role", "oNobody", "organiser", ok=False).output
     assert run("member", "role", "oCliMember01", "boss", ok=False).exit_code != 0
+
+
+def test_checkout_and_rounding_are_set_from_the_command_line(run, db):
+    aid = add(run, "--end", "2026-11-28 12:00", "--checkout", "--hours-step", "0.25")
+    a = service.get_activity(db, aid)
+    assert (a["checkout"], a["hours_step"]) == (1, 0.25)
+    assert "签退开启：按实际时间，0.25 小时取整" in run("activity", "show", str(aid)).output
+    run("activity", "update", str(aid), "--no-checkout")
+    assert service.get_activity(db, aid)["checkout"] == 0
+    assert "时长取整单位应为" in run("activity", "update", str(aid), "--hours-step", "0.3",
+                                 ok=False).output

@@ -319,3 +319,84 @@ def test_errmsg_table_has_real_texts():
     assert ERRMSG[-1] == "system error"
     assert ERRMSG[45015] == "response out of time limit or subscription is canceled"
     assert ERRMSG[47001] == "data format error"
+
+
+# --- template field limits (47003) and client_msg_id ------------------------------------------
+
+def send_template(api, token, data, **extra):
+    return post(api, "/cgi-bin/message/template/send", token,
+                {"touser": ALICE, "template_id": "tmpl", "data": data, **extra}).json()
+
+
+@pytest.mark.parametrize("key,value", [
+    ("thing1", "一" * 21), ("keyword2", "x" * 21), ("character_string3", "A" * 33),
+    ("character_string3", "订单A123"), ("phrase4", "报名已经成功"), ("phrase4", "OK"),
+])
+def test_template_fields_over_their_limits_get_47003(api, key, value):
+    token = get_token(api)["access_token"]
+    body = send_template(api, token, {key: {"value": value}})
+    assert body["errcode"] == 47003 and key in body["errmsg"]
+    assert api.inbox() == []
+
+
+def test_template_fields_at_their_limits_are_delivered(api):
+    token = get_token(api)["access_token"]
+    body = send_template(api, token, {"thing1": {"value": "一" * 20},
+                                      "character_string2": {"value": "A-123_x" * 4},
+                                      "phrase3": {"value": "报名成功"},
+                                      "remark": {"value": "不限" * 100}})
+    assert body["errcode"] == 0 and len(api.inbox()) == 1
+
+
+def test_client_msg_id_sends_one_message_per_openid(api):
+    token = get_token(api)["access_token"]
+    data = {"keyword1": {"value": "活动提醒"}}
+    first = send_template(api, token, data, client_msg_id="17")
+    again = send_template(api, token, data, client_msg_id="17")
+    other = send_template(api, token, data, client_msg_id="18")
+    assert first["errcode"] == again["errcode"] == 0 and first["msgid"] == again["msgid"]
+    assert other["msgid"] != first["msgid"]
+    assert [m["msgid"] for m in api.inbox()] == [first["msgid"], other["msgid"]]
+
+
+# --- parametric QR codes ----------------------------------------------------------------------
+
+def create_qr(api, token, body):
+    return post(api, "/cgi-bin/qrcode/create", token, body).json()
+
+
+def test_qrcode_create_and_showqrcode(api):
+    token = get_token(api)["access_token"]
+    body = create_qr(api, token, {"expire_seconds": 3600, "action_name": "QR_STR_SCENE",
+                                  "action_info": {"scene": {"scene_str": "checkin:123456"}}})
+    assert body["expire_seconds"] == 3600 and body["url"].startswith("http://weixin.qq.com/q/")
+    [qr] = api.qr_codes
+    assert (qr["ticket"], qr["scene"]) == (body["ticket"], "checkin:123456")
+    image = requests.get(f"{api.url}/cgi-bin/showqrcode", params={"ticket": body["ticket"]},
+                         timeout=TIMEOUT)
+    assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    missing = requests.get(f"{api.url}/cgi-bin/showqrcode", params={"ticket": "nope"},
+                           timeout=TIMEOUT)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("body,expected", [
+    ({"action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": "x" * 65}}}, 40097),
+    ({"action_name": "QR_STR_SCENE", "action_info": {"scene": {}}}, 40097),
+    ({"action_name": "QR_BOGUS", "action_info": {"scene": {"scene_str": "a"}}}, 40097),
+    ({"action_name": "QR_SCENE", "action_info": {"scene": {"scene_id": 0}}}, 40097),
+])
+def test_qrcode_create_refuses_bad_arguments(api, body, expected):
+    token = get_token(api)["access_token"]
+    assert create_qr(api, token, body)["errcode"] == expected
+
+
+def test_qrcode_expiry_defaults_and_caps_and_unverified_accounts(api):
+    token = get_token(api)["access_token"]
+    scene = {"action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": "a"}}}
+    assert create_qr(api, token, scene)["expire_seconds"] == 60
+    assert create_qr(api, token, {**scene, "expire_seconds": 10**9})["expire_seconds"] == 2592000
+    assert create_qr(api, "bad-token", scene)["errcode"] == 40001
+    api.qr_unauthorized = True
+    assert create_qr(api, token, scene)["errcode"] == 48001

@@ -301,3 +301,63 @@ def test_key_prefixes_are_exact_and_case_sensitive(make_rt):
         "reminder:1:oAb_c:60"]
     assert deliveries.cancel_pending(rt.db(), "reminder:1:", "test") == 2
     assert deliveries.get(rt.db(), "reminder:12:oAb_c:60")["status"] == "pending"
+
+
+# --- template fields checked before queuing; client_msg_id = the outbox row's id --------------
+
+def test_a_field_over_wechats_limit_is_refused_when_queued(make_rt):
+    from wechat.templates import TemplateFieldError
+
+    rt = make_rt()
+    now = rt.clock.now()
+    for data, words in [({"thing1": "一" * 21}, "thing1 超过 20 个字"),
+                        ({"character_string2": "编号A1"}, "不能有汉字"),
+                        ({"phrase3": "报名已经成功"}, "phrase3 超过 5 个字"),
+                        ({"keyword1": "一" * 21}, "keyword1 超过 20 个字")]:
+        with pytest.raises(TemplateFieldError, match=words):
+            deliveries.enqueue(rt.db(), dedupe_key="t:limit", openid="oMember00001",
+                               kind="notice", text="x", due_at=now, now=now, data=data)
+    assert deliveries.get(rt.db(), "t:limit") is None
+    assert deliveries.enqueue(rt.db(), dedupe_key="t:limit", openid="oMember00001",
+                              kind="notice", text="x", due_at=now, now=now,
+                              data={"thing1": "一" * 20, "phrase3": "报名成功"})
+
+
+def test_a_broadcast_with_line_breaks_still_queues_and_is_sent_folded(make_rt, fake_api):
+    from scheduler.broadcast import queue as broadcast
+
+    rt = make_rt(wechat_template_notice="tmpl-notice")
+    people(rt, 2, seen_hours_ago=72)
+    queued = broadcast(rt, "周六\n上午9点在三楼集合，\n请穿志愿者马甲。", "all")
+    assert queued.count == 2
+    dispatcher(rt).drain()
+    sent = [m["data"]["keyword1"]["value"] for m in fake_api.inbox()]
+    assert len(sent) == 2 and all(v.startswith("周六 上午9点在三楼集合， 请穿") and "\n" not in v
+                                  for v in sent)
+
+
+def test_template_sends_carry_the_row_id_so_wechat_drops_a_resend(make_rt, fake_api):
+    rt = make_rt(wechat_template_notice="tmpl-notice")
+    [openid] = people(rt, 1, seen_hours_ago=72)  # outside the window: template message
+    queue(rt, [openid])
+    dispatcher(rt).drain()
+    [row] = deliveries.with_prefix(rt.db(), "t:")
+    [call] = fake_api.calls_to(TEMPLATE)
+    assert call["json"]["client_msg_id"] == str(row["id"])
+    assert row["wechat_msgid"] == str(call["response"]["msgid"])
+    # the process died after WeChat accepted the row but before it was marked sent
+    rt.db().execute("UPDATE deliveries SET status = 'pending', sent_at = NULL, "
+                    "next_attempt_at = due_at WHERE id = ?", [row["id"]])
+    dispatcher(rt).drain()
+    assert len(fake_api.calls_to(TEMPLATE)) == 2 and len(fake_api.inbox(openid)) == 1
+    assert deliveries.get(rt.db(), row["dedupe_key"])["status"] == "sent"
+
+
+def test_a_47003_from_wechat_fails_the_row_with_the_reason(make_rt, fake_api):
+    rt = make_rt(wechat_template_notice="tmpl-notice")
+    [openid] = people(rt, 1, seen_hours_ago=72)
+    queue(rt, [openid])
+    fake_api.inject(TEMPLATE, errcode=47003)
+    dispatcher(rt).drain()
+    [row] = deliveries.with_prefix(rt.db(), "t:")
+    assert (row["status"], row["last_error"]) == ("failed", "47003 模板字段不符合微信限制")

@@ -459,7 +459,7 @@ def test_check_in_credits_hours_and_totals_add_up(wechat, rt, db, make_activity)
     assert too_early.startswith("签到还没开始")
 
     rt.clock.set(now + timedelta(days=1, minutes=-20))
-    assert wechat.text(LI, f"签到 {code_a}").text == "你没有报名「社区青年志愿服务日」，不能签到。"
+    assert wechat.text(LI, f"签到 {code_a}").text == service.WRONG_CODE  # the code's owner stays hidden
     ok = wechat.text(ZHANG, f"签到 {code_a}").text
     assert ok.startswith("签到成功：「社区青年志愿服务日」，记志愿时长 3 小时")
     assert wechat.text(ZHANG, f"签到{code_a}").text.startswith("你已经签到过了")

@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Callable
+from urllib.parse import quote
 
 import requests
 from sqlite_utils import Database
@@ -37,6 +38,8 @@ PERMANENT_ERRORS = {
     43101: "成员未订阅该通知",
     45015: "超出 48 小时客服消息窗口",
     45047: "超出客服消息条数限制",
+    47003: "模板字段不符合微信限制",
+    48001: "公众号没有该接口权限（未认证）",
 }
 
 
@@ -196,17 +199,45 @@ class WeChatAPI:
                          {"touser": openid, "msgtype": "text", "text": {"content": text}})
 
     def send_template(self, openid: str, template_id: str, data: dict,
-                      url: str | None = None) -> dict:
+                      url: str | None = None, client_msg_id: str | None = None) -> dict:
+        """A template message; WeChat sends one message per (openid, client_msg_id), so a
+        retry after a lost answer is dropped by WeChat itself. The answer carries msgid."""
         body = {"touser": openid, "template_id": template_id,
                 "data": {k: {"value": v} for k, v in data.items()}}
         if url:
             body["url"] = url
+        if client_msg_id:
+            body["client_msg_id"] = client_msg_id
         return self.call("POST", "/cgi-bin/message/template/send", body)
 
     def send_subscribe(self, openid: str, template_id: str, data: dict) -> dict:
         return self.call("POST", "/cgi-bin/message/subscribe/bizsend",
                          {"touser": openid, "template_id": template_id,
                           "data": {k: {"value": v} for k, v in data.items()}})
+
+    def create_qrcode(self, scene_str: str, expire_seconds: int) -> dict:
+        """A temporary parametric QR code (QR_STR_SCENE): {ticket, expire_seconds, url}.
+        Unverified accounts get 48001 (api unauthorized)."""
+        return self.call("POST", "/cgi-bin/qrcode/create", {
+            "expire_seconds": int(expire_seconds), "action_name": "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene_str}}})
+
+    def qrcode_image_url(self, ticket: str) -> str:
+        """Where WeChat shows the QR image for a ticket (no access_token needed)."""
+        return f"{self.settings.qr_base}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
+
+    def qrcode_image(self, ticket: str) -> tuple[bytes, str]:
+        """The QR image from showqrcode: (bytes, content type). Raises WeChatAPIError."""
+        try:
+            resp = self._session().get(self.qrcode_image_url(ticket),
+                                       timeout=self.settings.wechat_api_timeout)
+        except requests.RequestException as exc:
+            raise WeChatAPIError(None, f"network: {exc.__class__.__name__}") from exc
+        ctype = resp.headers.get("Content-Type", "")
+        if resp.status_code != 200 or not ctype.startswith("image/"):
+            raise WeChatAPIError(None, f"showqrcode HTTP {resp.status_code}",
+                                 http_status=resp.status_code)
+        return resp.content, ctype
 
     def create_menu(self, menu: dict) -> dict:
         return self.call("POST", "/cgi-bin/menu/create", menu)

@@ -53,9 +53,19 @@ ERRMSG = {
     45047: "out of response count limit",
     46003: "menu no exist",
     47001: "data format error",
+    40097: "invalid args",
+    47003: "argument invalid!",
+    48001: "api unauthorized",
 }
 
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+# WeChat's field types for template/subscribe data, by key name without its number:
+# (max characters, allowed pattern or None). Over the limit -> 47003.
+FIELD_TYPES = {"thing": (20, None), "keyword": (20, None),
+               "character_string": (32, re.compile(r"^[\x21-\x7e ]*$")),
+               "phrase": (5, re.compile(r"^[\u4e00-\u9fff]*$"))}
+FIELD_KEY = re.compile(r"^([a-z_]+?)(\d+)$")
+CLIENT_MSG_TTL = 600  # seconds WeChat remembers a client_msg_id
 USER_PAGE_SIZE = 10000
 _BAD_BODY = object()  # sentinel: body present but not a JSON object
 
@@ -72,12 +82,19 @@ def _norm_path(path: str) -> str:
     return path if path == "*" or path.startswith("/") else "/" + path
 
 
-class _Reply:
-    """What the dispatcher decided: status, body object (dict, or str for raw text)."""
+QR_MAX_EXPIRE = 2592000  # 30 days, WeChat's limit for temporary QR codes
+QR_DEFAULT_EXPIRE = 60
+QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
 
-    def __init__(self, body, status: int = 200):
+
+class _Reply:
+    """What the dispatcher decided: status, body object (dict, str for raw text, or bytes
+    with their content type)."""
+
+    def __init__(self, body, status: int = 200, ctype: str | None = None):
         self.body = body
         self.status = status
+        self.ctype = ctype
 
 
 class FakeWeChatAPI:
@@ -107,8 +124,11 @@ class FakeWeChatAPI:
         self._random_faults: list[dict] = []
         self._menu: dict | None = None
         self._msgid = 1000000000
+        self._client_msgs: dict[tuple[str, str], tuple[float, int]] = {}
         self._subscribers: list[str] = []
         self.unsubscribed: set[str] = set()
+        self._qr: dict[str, dict] = {}  # ticket -> scene, url, expires_at (monotonic)
+        self.qr_unauthorized = False  # an unverified account: qrcode/create answers 48001
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -170,6 +190,13 @@ class FakeWeChatAPI:
     def subscribers(self, openids) -> None:
         with self._lock:
             self._subscribers = list(openids)
+
+    @property
+    def qr_codes(self) -> list[dict]:
+        """QR codes made so far: ticket, action, scene, url, expire_seconds."""
+        with self._lock:
+            return [{"ticket": t, **{k: v for k, v in info.items() if k != "expires_at"}}
+                    for t, info in self._qr.items()]
 
     @property
     def current_token(self) -> str | None:
@@ -279,7 +306,9 @@ class FakeWeChatAPI:
             with self._lock:
                 self._calls.append({"method": method, "path": path, "query": query,
                                     "json": body if body is not _BAD_BODY else None,
-                                    "status": reply.status, "response": reply.body,
+                                    "status": reply.status,
+                                    "response": reply.body if not isinstance(reply.body, bytes)
+                                    else f"<{len(reply.body)} bytes {reply.ctype}>",
                                     "time": started})
         return reply
 
@@ -399,15 +428,40 @@ class FakeWeChatAPI:
         data = body.get("data", {})
         if not isinstance(data, dict):
             return _err(47001)
+        bad = self._bad_field(data)
+        if bad:
+            return {"errcode": 47003, "errmsg": f"argument invalid! data.{bad}.value invalid"}
         if body["touser"] in self.unsubscribed:
             return _err(43004)
+        client_msg_id = body.get("client_msg_id") if kind == "template" else None
         with self._lock:
+            if isinstance(client_msg_id, str) and client_msg_id:
+                seen = self._client_msgs.get((body["touser"], client_msg_id))
+                if seen and time.monotonic() - seen[0] < CLIENT_MSG_TTL:
+                    return seen[1]  # WeChat sends one message per openid + client_msg_id
             self._msgid += 1
             msgid = self._msgid
+            if isinstance(client_msg_id, str) and client_msg_id:
+                self._client_msgs[(body["touser"], client_msg_id)] = (time.monotonic(), msgid)
         self._deliver(body["touser"], kind, msgtype="template", content=self._render_data(data),
                       template_id=template_id, data=data, msgid=msgid,
                       **{link_key: body.get(link_key)})
         return msgid
+
+    @staticmethod
+    def _bad_field(data: dict) -> str | None:
+        """The first field whose value breaks its type's limit (WeChat answers 47003)."""
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else item
+            m = FIELD_KEY.match(str(key))
+            rule = FIELD_TYPES.get(m.group(1)) if m else None
+            if rule is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            limit, pattern = rule
+            if len(text) > limit or (pattern is not None and not pattern.match(text)):
+                return key
+        return None
 
     def _r_template_send(self, method, query, body):
         result = self._template_like(query, body, "template", "url")
@@ -416,6 +470,62 @@ class FakeWeChatAPI:
     def _r_subscribe_send(self, method, query, body):
         result = self._template_like(query, body, "subscribe", "page")
         return result if isinstance(result, dict) else _ok()
+
+    # ---- parametric QR codes --------------------------------------------------------
+
+    def _r_qrcode_create(self, method, query, body):
+        error = self._token_error(query)
+        if error:
+            return error
+        if body is None:
+            return _err(44002)
+        if not isinstance(body, dict):
+            return _err(47001)
+        if self.qr_unauthorized:
+            return _err(48001)
+        action = body.get("action_name")
+        scene = (body.get("action_info") or {}).get("scene") if isinstance(
+            body.get("action_info"), dict) else None
+        if action not in QR_ACTIONS or not isinstance(scene, dict):
+            return _err(40097)
+        if action.endswith("STR_SCENE"):
+            value = scene.get("scene_str")
+            if not isinstance(value, str) or not 1 <= len(value) <= 64:
+                return _err(40097)
+        else:
+            value = scene.get("scene_id")
+            top = 100000 if action == "QR_LIMIT_SCENE" else 2**32 - 1
+            if not isinstance(value, int) or not 1 <= value <= top:
+                return _err(40097)
+        temporary = not action.startswith("QR_LIMIT")
+        expire = body.get("expire_seconds", QR_DEFAULT_EXPIRE)
+        if temporary and (not isinstance(expire, int) or expire < 1):
+            return _err(40097)
+        expire = min(expire, QR_MAX_EXPIRE) if temporary else None
+        ticket = "gQ" + secrets.token_urlsafe(60)
+        url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
+        with self._lock:
+            self._qr[ticket] = {"action": action, "scene": value, "url": url,
+                                "expire_seconds": expire,
+                                "expires_at": time.monotonic() + expire if expire else None}
+        reply = {"ticket": ticket, "url": url}
+        if expire:
+            reply["expire_seconds"] = expire
+        return reply
+
+    def _r_showqrcode(self, method, query, body):
+        """The QR image for a ticket (no access_token, as on WeChat); unknown or expired: 404."""
+        with self._lock:
+            info = self._qr.get(query.get("ticket") or "")
+        if info is None or (info["expires_at"] and time.monotonic() >= info["expires_at"]):
+            return _Reply("404 Not Found", 404)
+        import io
+
+        import qrcode
+
+        buffer = io.BytesIO()
+        qrcode.make(info["url"], border=2).save(buffer, format="PNG")
+        return _Reply(buffer.getvalue(), 200, "image/png")
 
     # ---- menu ------------------------------------------------------------------------
 
@@ -556,6 +666,8 @@ _ROUTES = {
     "/cgi-bin/menu/delete": FakeWeChatAPI._r_menu_delete,
     "/cgi-bin/user/get": FakeWeChatAPI._r_user_get,
     "/cgi-bin/user/info": FakeWeChatAPI._r_user_info,
+    "/cgi-bin/qrcode/create": FakeWeChatAPI._r_qrcode_create,
+    "/cgi-bin/showqrcode": FakeWeChatAPI._r_showqrcode,
 }
 
 _HOOKS = {
@@ -595,7 +707,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(api._handle(method, parts.path, query, body))
 
     def _send(self, reply: _Reply) -> None:
-        if isinstance(reply.body, str):
+        if isinstance(reply.body, bytes):
+            data, ctype = reply.body, reply.ctype or "application/octet-stream"
+        elif isinstance(reply.body, str):
             data, ctype = reply.body.encode("utf-8"), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(reply.body, ensure_ascii=False).encode("utf-8"), \

@@ -9,6 +9,12 @@ from wechatpy import parse_message
 from wechatpy.events import BaseEvent
 
 FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+# Events that are something the member did (WeChat opens the 48-hour customer-service window for
+# these): following (with any EventKey), scanning a parametric QR code, CLICK and scancode menus.
+# LOCATION reports, VIEW, delivery reports (TEMPLATESENDJOBFINISH, MASSSENDJOBFINISH),
+# subscribe_msg_* and platform notices are not.
+MEMBER_EVENTS = frozenset({"subscribe", "subscribe_scan", "subscribe_scan_product", "scan",
+                           "click", "scancode_push", "scancode_waitmsg"})
 
 
 class BadMessage(ValueError):
@@ -39,6 +45,12 @@ class Message:
     @property
     def text(self) -> str:
         return (self.content or "").strip()
+
+    @property
+    def is_member_action(self) -> bool:
+        """A message, or an event the member caused: only these count as the member's
+        interaction (a member row, last_seen, the customer-service window)."""
+        return self.type != "event" or self.event in MEMBER_EVENTS
 
 
 def extract_encrypted(body: bytes) -> str:

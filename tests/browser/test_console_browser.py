@@ -80,7 +80,7 @@ def test_an_organisers_afternoon(page, rt):
     shoot(page, "03-activity-new")
     page.click("text=发布活动")
     expect(page.locator(".flash.ok")).to_contain_text("活动已发布")
-    expect(page.locator(".qr svg")).to_be_visible()
+    expect(page.locator(".qr img.qr-img")).to_be_visible()
     activity_url = page.url
 
     # sign up as a member from the simulator (through the real /wechat webhook)
