@@ -114,6 +114,7 @@ def alliance_entries(alliance: dict) -> list[Entry]:
     groups = alliance.get("groups") or []
     out: list[Entry] = []
     by_unit: dict[str, list[tuple[str, dict, str]]] = {}
+    group_members: dict[str, list[str]] = {}
     by_advisor: dict[str, list[str]] = {}
     by_focus: dict[str, list[str]] = {}
     for g in groups:
@@ -176,6 +177,7 @@ def alliance_entries(alliance: dict) -> list[Entry]:
                 keywords=[short], origin="alliance", source=src, answers=["who", "when"],
                 answer=(f"“{p['name']}”是{full}的{p['type']}，时间安排在"
                         f"{quarters_text(p['quarters'])}（2025年项目汇总表）。牵头单位是{lead['unit']}。")))
+        group_members[name] = [m["short"] for m in members]
         by_unit.setdefault(lead["short"], []).append((name, lead, "牵头单位", lead))
         for m in members:
             by_unit.setdefault(m["short"], []).append((name, m, "成员单位", lead))
@@ -188,6 +190,8 @@ def alliance_entries(alliance: dict) -> list[Entry]:
         # members nearly always ask "which group" and "who leads it" together
         parts = "；".join(f"{u['unit']}是“{g}”团建共同体的{role}"
                          + ("" if role == "牵头单位" else f"，该组牵头单位是{lead['short']}（{lead['unit']}）")
+                         + (f"，同组的{'成员' if role == '牵头单位' else '其他成员'}单位有"
+                            + "、".join(m for m in group_members[g] if m != short) if group_members[g] else "")
                          for g, u, role, lead in roles)
         lead_of = [g for g, _, role, _ in roles if role == "牵头单位"]
         alts = [f"{short}在哪个共同体", f"{short}是哪个组的", f"{short}属于哪个共同体",

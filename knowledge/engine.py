@@ -41,6 +41,7 @@ FOREIGN_TOPIC = 0.2
 NOT_STATED_OFF_TOPIC = 0.1  # a question naming none of the entry's topics needs a closer match
 VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the whole
 MAX_VIEWS = 6
+MIN_VIEW = 3  # content characters a clause needs to be searched on its own
 QUERY_CACHE = 4096
 _YEAR = re.compile(r"(20[1-3]\d)年")
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
@@ -54,7 +55,8 @@ WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期�
           "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
           "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "所问年份", "exam": "考试内容",
-          "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率"}
+          "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率",
+          "person_name": "具体姓名"}
 # The latest build of each data folder's files alone, by the files' mtimes: Corpus is immutable,
 # so engines on databases that add no knowledge (version 0) share it instead of rebuilding.
 _FILES_ONLY: dict[Path, tuple[tuple, "Corpus"]] = {}
@@ -136,7 +138,11 @@ class Corpus:
         self.weights = term_weights(self.full_text)
         self.index = BM25Index([(p + k, a) for p, k, a in
                                 zip(self.phrasings, self.keywords, self.answer_norm)])
-        self.years = [set(_YEAR_IN_TEXT.findall(e.answer + e.question)) for e in entries]
+        # the years an entry is about: those it names, else its document's year
+        self.years = [set(_YEAR_IN_TEXT.findall(e.answer + e.question))
+                      or ({sources[e.source].date[:4]} if e.source in sources
+                          and sources[e.source].date[:4].isdigit() else set())
+                      for e in entries]
         self.group_names = sorted({e.keywords[0] for e in entries
                                    if e.id.endswith("-lead") and e.origin == "alliance"})
         self.passages = passages
@@ -267,7 +273,7 @@ class Engine:
         """The whole message, then its clauses and pairs of neighbouring clauses."""
         c = self.corpus
         clauses = [v for v in (c.query(part) for part in _CLAUSE.split(question))
-                   if len(_content(v)) >= 2]
+                   if len(_content(v)) >= MIN_VIEW]  # "工会" alone matches every union entry
         views = [q]
         if len(clauses) > 1:
             pairs = [a + b for a, b in zip(clauses, clauses[1:])]
