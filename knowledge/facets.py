@@ -57,8 +57,7 @@ _MEASURE = ("个|名|人|起|次|篇|家|项|份|场|套|辆|件|块|期|所|户
 _HAS = {
     "when": re.compile(r"\d{1,2}月|[一二三四]季度|\d{4}年|\d+日|全年|每年|每季度|年底|年初|月底|上半年|下半年|"
                        r"暑期|寒假|暑假|春节|国庆|五一|两节|[一二三四五六七八九十]+月"),
-    "count": re.compile(rf"\d[\d.,，万]*\s*(?:{_MEASURE})|(?:[二两三四五六七八九十百千]|一[百千万])[一二两三四五六七八九十百千]*"
-                        rf"(?:{_MEASURE})|\d+-\d+"),
+    "count": re.compile(rf"\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE})|\d+-\d+"),
     "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+"),
     "where": re.compile(r"地点|位于|会场|场馆|省|县|镇|街道|园区|软件园|湾城|赴|前往|"
                         r"(?<![上海本全])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
@@ -139,4 +138,6 @@ def measures(question: str) -> list[str]:
 
 def counts_in(answer: str, measure: str) -> bool:
     text = stated(answer)
-    return bool(re.search(rf"(?<!第)(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})", text))
+    ordinal_ok = "" if measure == _EVENTS else "(?<!第)"  # 举办过几届: 第九届 answers it
+    return bool(re.search(rf"{ordinal_ok}(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})",
+                          text))
