@@ -53,8 +53,8 @@ _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
           "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
           "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
-          "duration": "时长", "permission": "是否允许", "score": "分数要求", "result": "实际结果",
-          "future": "以后的安排", "year": "所问年份", "exam": "考试内容",
+          "duration": "时长", "permission": "能不能这样做（如带家属、报销、线上参加）", "score": "分数要求", "result": "实际结果",
+          "future": "以后的安排", "year": "你问的那一年的情况", "exam": "考试内容",
           "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率",
           "person_name": "具体姓名"}
 # The latest build of each data folder's files alone, by the files' mtimes: Corpus is immutable,
@@ -412,7 +412,7 @@ class Engine:
 
     def format_not_stated(self, entry: Entry, missing: set[str]) -> str:
         wanted = "、".join(dict.fromkeys(WANTED.get(m, m) for m in sorted(missing)))
-        return f"没有找到文件对{wanted}的说明。文件里写的是：\n" + self.format(entry)
+        return f"没有找到：文件没有写{wanted}。文件里写的是：\n" + self.format(entry)
 
     def unit_short(self, unit: str) -> str | None:
         """The alliance's short name for a member's registered unit (虹口区城管执法局 -> 虹口)."""
