@@ -1,7 +1,9 @@
 """From a parsed message to the reply text: dedupe WeChat's retries, route, keep the 5-second budget.
 
 The messages row is claimed before anything runs, so a retry (same MsgId, or the same
-event key) never runs a handler twice: it waits for the first run and gets its reply.
+event key) never runs a handler while the first run lives: it waits for the first run and
+gets its reply. A first run that died (its process gone, or a write that failed) is run
+again by the next retry; the handlers' rules are idempotent, so the member gets the truth.
 """
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import time
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
+from clock import from_db
 from handlers import words
 from handlers.more import paginate
 from handlers.router import Context, Reply
-from storage import deliveries, members, messages
+from storage import claims, deliveries, members, messages
+from storage.db import immediate
 from wechat.messages import Message
 
 if TYPE_CHECKING:
@@ -21,18 +25,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RETRY_POLL_SECONDS = 0.05
+CLAIM_MARGIN_SECONDS = 2.0  # past the reply budget, a run whose process cannot be checked is dead
 
 
-def handle(rt: "Runtime", msg: Message) -> str | None:
-    """The reply text for a message (None: reply 'success'). Never raises for handler errors."""
+def handle(rt: "Runtime", msg: Message, nonce: messages.Nonce | None = None) -> str | None:
+    """The reply text for a message (None: reply 'success'). Never raises for handler errors.
+
+    Raises messages.ReplayedNonce for a replayed signed URL, and sqlite3.OperationalError when
+    the database cannot be written (the webhook answers 503 and WeChat retries)."""
     started = time.monotonic()
     deadline = started + rt.settings.reply_budget
     db = rt.db()
-    now = rt.clock.now()
-    if not messages.claim(db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id, openid=msg.openid,
-                          type=msg.type, event=msg.event, content=msg.text[:2000] or None,
-                          now=now):
-        return _reply_of_first(rt, msg.dedupe_key, deadline)
+    holder = claims.begin()
+    try:
+        if not messages.claim(db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id,
+                              openid=msg.openid, type=msg.type, event=msg.event,
+                              content=msg.text[:2000] or None, now=rt.clock.now(),
+                              holder=holder, nonce=nonce):
+            answered, text = _reply_of_first(rt, msg.dedupe_key, holder, deadline)
+            if answered:
+                claims.end(holder)
+                return text
+            log.warning("first run of %s is dead; running it again", msg.dedupe_key)
+    except BaseException:
+        claims.end(holder)
+        raise
+    return _answer(rt, msg, holder, started, deadline)
+
+
+def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: float) -> str | None:
+    """Run the handlers for a claimed message and record the reply; ends `holder` when done."""
     future: Future = rt.executor.submit(_run, rt, msg)
     try:
         reply: Reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -41,10 +63,20 @@ def handle(rt: "Runtime", msg: Message) -> str | None:
         log.warning("reply budget exceeded for %s; answer will be pushed", msg.dedupe_key)
         reply = Reply(words.PROCESSING, handler="deferred")
         status, text = "deferred", words.PROCESSING
-        future.add_done_callback(lambda f: _deliver_late(rt, msg, f))
-    messages.finish(db, msg.dedupe_key, reply=text, handler=reply.handler, topic=reply.topic,
-                    answered=reply.answered, status=status,
-                    latency_ms=int((time.monotonic() - started) * 1000), now=rt.clock.now())
+    except BaseException:
+        claims.end(holder)
+        raise
+    try:
+        messages.finish(rt.db(), msg.dedupe_key, reply=text, handler=reply.handler,
+                        topic=reply.topic, answered=reply.answered, status=status,
+                        latency_ms=int((time.monotonic() - started) * 1000), now=rt.clock.now())
+    except BaseException:
+        future.add_done_callback(lambda f: claims.end(holder))  # a retry then runs it again
+        raise
+    if status == "deferred":
+        future.add_done_callback(lambda f: _deliver_late(rt, msg, holder, f))
+    else:
+        claims.end(holder)
     return text
 
 
@@ -61,31 +93,73 @@ def _run(rt: "Runtime", msg: Message) -> Reply:
     return reply
 
 
-def _deliver_late(rt: "Runtime", msg: Message, future: Future) -> None:
+def _deliver_late(rt: "Runtime", msg: Message, holder: str, future: Future) -> None:
     """The slow handler finished: keep its answer and queue it for the push channel."""
     try:
         reply: Reply = future.result()
-    except Exception:  # dispatch() already catches handler errors; this is a last guard
-        log.exception("late handler failed for %s", msg.dedupe_key)
+        db = rt.db()
+        now = rt.clock.now()
+        with immediate(db):
+            messages.finish_late(db, msg.dedupe_key, final_reply=reply.text or "",
+                                 handler=reply.handler, topic=reply.topic,
+                                 answered=reply.answered, now=now)
+            if reply.text:
+                deliveries.enqueue(db, dedupe_key=f"reply:{msg.dedupe_key}", openid=msg.openid,
+                                   kind="reply", text=reply.text, due_at=now, now=now)
+    except Exception:  # dispatch() catches handler errors; this is a failed write
+        log.exception("late answer for %s could not be queued", msg.dedupe_key)
         return
-    db = rt.db()
-    now = rt.clock.now()
-    messages.finish_late(db, msg.dedupe_key, final_reply=reply.text or "",
-                         handler=reply.handler, topic=reply.topic, answered=reply.answered,
-                         now=now)
+    finally:
+        claims.end(holder)
     if reply.text:
-        deliveries.enqueue(db, dedupe_key=f"reply:{msg.dedupe_key}", openid=msg.openid,
-                           kind="reply", text=reply.text, due_at=now, now=now)
         rt.wake_dispatcher()
 
 
-def _reply_of_first(rt: "Runtime", dedupe_key: str, deadline: float) -> str | None:
-    """A retry: wait (within the budget) for the first delivery's reply and send the same."""
+def _reply_of_first(rt: "Runtime", dedupe_key: str, holder: str,
+                    deadline: float) -> tuple[bool, str | None]:
+    """A retry: wait (within the budget) for the first run's reply and send the same.
+
+    (True, reply) answers the retry; (False, None) means the first run was dead and this
+    run now holds the message, so the handlers run again."""
     db = rt.db()
     while True:
         row = messages.get(db, dedupe_key)
-        if row and row["status"] != "processing":
-            return row["reply"]
-        if time.monotonic() >= deadline:
-            return words.PROCESSING
+        status = row["status"]
+        if status == "done" or (status == "deferred" and row["final_reply"] is not None):
+            return True, row["reply"]
+        if status == "failed" or _is_dead(rt, row):
+            if messages.take_over(db, dedupe_key, old_holder=row["claimed_by"],
+                                  old_status=status, holder=holder):
+                return False, None
+            continue
+        if status == "deferred" or time.monotonic() >= deadline:
+            return True, words.PROCESSING  # a live first run: it answers, or defers and pushes
         time.sleep(RETRY_POLL_SECONDS)
+
+
+def _is_dead(rt: "Runtime", row: dict) -> bool:
+    """Whether the run holding an unfinished message can no longer answer it."""
+    verdict = claims.judge(row["claimed_by"])
+    if verdict is not None:
+        return verdict
+    if row["status"] != "processing":
+        return False  # a deferred run elsewhere may still push its answer
+    if row["claimed_at"] is not None:
+        age = time.time() - row["claimed_at"]
+    else:  # written before holders were recorded
+        age = (rt.clock.now() - from_db(row["created_at"])).total_seconds()
+    return age > rt.settings.reply_budget + CLAIM_MARGIN_SECONDS
+
+
+def settle_dead(rt: "Runtime") -> int:
+    """At start: messages left unfinished by dead processes become 'failed', so none stays
+    'processing' for ever and WeChat's next retry runs them again. Returns how many."""
+    db = rt.db()
+    settled = 0
+    for row in messages.unfinished(db):
+        if _is_dead(rt, row):
+            settled += messages.settle(db, row["dedupe_key"], old_holder=row["claimed_by"],
+                                       old_status=row["status"], now=rt.clock.now())
+    if settled:
+        log.warning("%d message(s) left unfinished by a stopped process were settled", settled)
+    return settled

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from sqlite_utils import Database
 
 BUSY_TIMEOUT_SECONDS = 15
+HEALTH_BUSY_MS = 1000  # /healthz waits this long for the write lock, not the full busy timeout
 _local = threading.local()
 
 
@@ -71,3 +74,31 @@ def immediate(db: Database) -> Iterator[Database]:
         raise
     else:
         db.conn.execute("COMMIT")
+
+
+def check_writable(db: Database, data_dir: str | Path) -> str | None:
+    """None when a file can be made in `data_dir` and a row committed; else what failed.
+
+    A full disk, a read-only folder or database, or a lock held too long all show here."""
+    probe = Path(data_dir) / f".healthz-{os.getpid()}-{threading.get_ident()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"data folder not writable: {exc.strerror or exc}"
+    db.conn.execute(f"PRAGMA busy_timeout = {HEALTH_BUSY_MS}")
+    try:
+        with immediate(db):
+            db.execute("INSERT INTO kv(key, value, updated_at) VALUES ('healthz', ?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [str(time.time()), time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())])
+    except sqlite3.Error as exc:
+        return f"database not writable: {exc}"
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+    return None

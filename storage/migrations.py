@@ -107,6 +107,20 @@ def m020_sched_claims(db: Database) -> None:
     db["deliveries"].create_index(["openid", "status"])
 
 
+@migrations()
+def m030_message_claims(db: Database) -> None:
+    # Which process runs a message and since when (wall-clock seconds), so a retry or a restart
+    # can tell a dead run from a slow one; seen (timestamp, nonce) pairs refuse replayed URLs.
+    db["messages"].add_column("claimed_by", str)
+    db["messages"].add_column("claimed_at", float)
+    db.execute("CREATE INDEX messages_open ON messages(status) "
+               "WHERE status IN ('processing', 'deferred')")
+    db["webhook_nonces"].create({"timestamp": str, "nonce": str, "body_sha1": str,
+                                 "seen_at": float}, pk=("timestamp", "nonce"),
+                                not_null={"body_sha1", "seen_at"})
+    db["webhook_nonces"].create_index(["seen_at"])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

@@ -263,8 +263,10 @@ WECHAT_SAMPLE_ENCRYPT = (
 
 @pytest.fixture
 def sample_app(make_app):
+    # WeChat's sample was signed in 2014: only a tolerance reaching back that far accepts it
     return make_app(wechat_token="spamtest", wechat_aes_key=AES_KEY,
-                    wechat_appid="wx2c2769f8efd9abc2")
+                    wechat_appid="wx2c2769f8efd9abc2",
+                    wechat_timestamp_tolerance=int(time.time()) - 1409735669 + 3600)
 
 
 def test_wechat_documented_safe_mode_sample_decrypts_and_is_answered(sample_app):
@@ -330,3 +332,243 @@ def test_real_server_on_loopback(live_server):
     bad = requests.post(live_server.url + "/wechat", params=client.signed_query(),
                         data=b"<xml", timeout=5)
     assert bad.status_code == 400
+
+
+# --- replayed and stale signatures (issue 10, item 2) ------------------------------------------
+
+def signed(timestamp: str, nonce: str = "12345") -> dict:
+    return {"signature": crypto.signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
+            "nonce": nonce}
+
+
+@pytest.mark.parametrize("timestamp", [
+    -330, +330, "946684800", "abc", "1e9", "-5", "１７００００００００",
+])
+def test_timestamps_outside_the_tolerance_are_403_for_get_and_post(app, db, timestamp):
+    if isinstance(timestamp, int):  # seconds from now
+        timestamp = str(int(time.time()) + timestamp)
+    client = app.test_client()
+    get = client.get("/wechat", query_string={**signed(timestamp), "echostr": "e"})
+    post = client.post("/wechat", query_string=signed(timestamp),
+                       data=text_xml("oMember001", "帮助").encode(), content_type="text/xml")
+    assert (get.status_code, post.status_code) == (403, 403)
+    assert count(db, "messages") == 0
+
+
+def test_url_verification_works_within_the_tolerance(app):
+    near = str(int(time.time()) - 290)
+    resp = app.test_client().get("/wechat", query_string={**signed(near), "echostr": "ok42"})
+    assert resp.status_code == 200 and resp.get_data(as_text=True) == "ok42"
+
+
+def test_tolerance_is_measured_on_the_real_clock_not_bot_fake_now(app, rt):
+    assert abs(rt.clock.now().timestamp() - time.time()) > 3600  # the fixture's BOT_FAKE_NOW
+    fake = str(int(rt.clock.now().timestamp()))
+    assert app.test_client().get("/wechat", query_string={**signed(fake), "echostr": "e"}) \
+        .status_code == 403
+    real = str(int(time.time()))
+    assert app.test_client().get("/wechat", query_string={**signed(real), "echostr": "e"}) \
+        .status_code == 200
+
+
+def test_tolerance_is_a_setting(make_app):
+    app = make_app(wechat_timestamp_tolerance=30)
+    old = str(int(time.time()) - 60)
+    assert app.test_client().get("/wechat", query_string={**signed(old), "echostr": "e"}) \
+        .status_code == 403
+
+
+def test_a_signed_url_replayed_with_another_body_is_403_but_wechats_retry_works(app, db):
+    query = signed(str(int(time.time())), "777001")
+    client = app.test_client()
+    genuine = text_xml("oMember001", "帮助", msg_id=55501).encode()
+    first = client.post("/wechat", query_string=query, data=genuine, content_type="text/xml")
+    assert first.status_code == 200
+    forged = text_xml("oOrganiser1", "通知 全体成员 明天停课", msg_id=55502).encode()
+    replay = client.post("/wechat", query_string=query, data=forged, content_type="text/xml")
+    assert replay.status_code == 403
+    assert messages.get(db, "msg:55502") is None and count(db, "messages") == 1
+    retry = client.post("/wechat", query_string=query, data=genuine, content_type="text/xml")
+    assert retry.status_code == 200 and retry.data == first.data
+
+
+def test_seen_nonces_are_forgotten_after_the_window(app, db, monkeypatch):
+    from storage import messages as store
+
+    now = time.time()
+    db.execute("INSERT INTO webhook_nonces VALUES ('1', 'old', 'x', ?)", [now - 601])
+    db.execute("INSERT INTO webhook_nonces VALUES ('2', 'recent', 'x', ?)", [now - 30])
+    monkeypatch.setattr(store, "_next_purge", 0.0)
+    client = WeChatClient(TOKEN, app=app)
+    assert client.text("oMember001", "帮助").status == 200
+    left = {r[0] for r in db.execute("SELECT nonce FROM webhook_nonces")}
+    assert "old" not in left and "recent" in left
+
+
+def test_with_an_aes_key_plaintext_posts_are_403_unless_compat_mode(make_app):
+    strict = make_app(wechat_compat_mode=False)
+    db = strict.extensions["chengcheng"].db()
+    plain = WeChatClient(TOKEN, app=strict).text("oMember001", "帮助")
+    assert plain.status == 403 and count(db, "messages") == 0
+    aes = WeChatClient(TOKEN, app=strict, aes_key=AES_KEY, appid=APPID)
+    assert "诚城青年助手" in aes.text("oMember001", "帮助").text
+    # encrypt_type=aes but no msg_signature: still 403
+    query = {k: v for k, v in aes.signed_query(encrypted="x").items() if k != "msg_signature"}
+    resp = strict.test_client().post("/wechat", query_string=query,
+                                     data=b"<xml><Encrypt>x</Encrypt></xml>")
+    assert resp.status_code == 403
+    compat = make_app(wechat_compat_mode=True)
+    assert WeChatClient(TOKEN, app=compat).text("oMember001", "帮助").status == 200
+
+
+def test_compat_mode_is_read_from_the_environment():
+    from settings import Settings
+
+    assert Settings.from_env({}).wechat_compat_mode is False
+    assert Settings.from_env({"WECHAT_COMPAT_MODE": "1"}).wechat_compat_mode is True
+    assert Settings.from_env({"WECHAT_TIMESTAMP_TOLERANCE": "60"}).wechat_timestamp_tolerance == 60
+
+
+# --- replies and failures (issue 10, items 1 and 11) ----------------------------------------------
+
+def test_cdata_terminator_in_echoed_text_keeps_the_reply_xml_valid(rt, wechat):
+    def echo(msg, ctx):
+        return Reply(f"你说的是：{msg.text[3:]}") if msg.text.startswith("复读 ") else None
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(echo, "test.echo"))
+    result = wechat.text("oMember001", "复读 a]]><b>&c")
+    assert result.status == 200
+    assert result.text == "你说的是：a]]><b>&c"
+
+
+def _readonly(db, on: bool) -> None:
+    db.execute(f"PRAGMA query_only = {int(on)}")
+
+
+def test_healthz_checks_that_it_can_write(app, db):
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    _readonly(db, True)  # the same connection the request uses (test client: this thread)
+    try:
+        resp = client.get("/healthz")
+    finally:
+        _readonly(db, False)
+    assert resp.status_code == 503 and resp.get_json()["status"] == "error"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_is_503_while_the_database_is_locked(app, settings):
+    from storage import connect
+
+    other = connect(settings.db_path)
+    other.conn.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        resp = app.test_client().get("/healthz")
+        assert resp.status_code == 503 and time.monotonic() - t0 < 5
+    finally:
+        other.conn.execute("ROLLBACK")
+        other.close()
+
+
+def test_unwritable_database_is_503_and_nothing_is_recorded(app, db, wechat):
+    _readonly(db, True)
+    try:
+        result = wechat.text("oMember001", "帮助", msg_id=66601)
+    finally:
+        _readonly(db, False)
+    assert result.status == 503 and "Traceback" not in result.body
+    assert count(db, "messages") == 0
+    again = wechat.text("oMember001", "帮助", msg_id=66601)  # WeChat's retry
+    assert again.status == 200 and "诚城青年助手" in again.text
+
+
+def test_write_failing_after_a_sign_up_is_503_and_the_retry_tells_the_truth(app, rt, db, wechat,
+                                                                            monkeypatch):
+    from activities import service
+    from bench.signup_load import prepare
+
+    activity_id, [openid] = prepare(db, rt.clock.now(), rt.settings.tz, 1, 5)
+    dispatch = rt.router.dispatch
+
+    def then_disk_fails(msg, ctx):
+        reply = dispatch(msg, ctx)  # the sign-up is saved (its own connection, committed)
+        _readonly(db, True)  # ...and the request's next write, recording the reply, fails
+        return reply
+
+    monkeypatch.setattr(rt.router, "dispatch", then_disk_fails)
+    try:
+        first = wechat.text(openid, "报名 进博会青年突击队集训", msg_id=66602)
+    finally:
+        _readonly(db, False)
+        monkeypatch.setattr(rt.router, "dispatch", dispatch)
+    assert first.status == 503
+    assert [r["status"] for r in service.signup_list(db, activity_id)] == ["confirmed"]
+    t0 = time.monotonic()
+    retry = wechat.text(openid, "报名 进博会青年突击队集训", msg_id=66602)
+    assert time.monotonic() - t0 < 1
+    assert retry.status == 200 and "已确认" in retry.text
+    row = messages.get(db, "msg:66602")
+    assert row["status"] == "done" and row["reply"] == retry.text
+    assert len(service.signup_list(db, activity_id)) == 1
+
+
+def _dead_process_holder() -> str:
+    """A holder as a process that has since exited would have written it."""
+    import subprocess
+    import sys
+
+    from storage import claims
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = claims._start_time(child.pid)
+    child.kill()
+    child.wait()
+    host, ns, boot = claims.this_process().split(":")[:3]
+    return f"{host}:{ns}:{boot}:{child.pid}:{started}:deadbeef"
+
+
+def test_retry_of_a_message_whose_process_died_runs_it_again(wechat, db, rt):
+    holder = _dead_process_holder()
+    db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, status, "
+               "created_at, claimed_by, claimed_at) VALUES ('msg:66603', '66603', 'oMember001', "
+               "'text', '帮助', 'processing', '2026-11-21T02:00:00Z', ?, ?)",
+               [holder, time.time()])
+    t0 = time.monotonic()
+    retry = wechat.text("oMember001", "帮助", msg_id=66603)
+    assert time.monotonic() - t0 < 1
+    assert retry.status == 200 and "诚城青年助手" in retry.text
+    assert messages.get(db, "msg:66603")["status"] == "done"
+
+
+def test_a_live_first_run_is_never_taken_over(app, rt, db):
+    """A retry while the first run lives waits for it, even past the budget's margin."""
+    from storage import claims
+
+    holder = claims.begin()
+    try:
+        db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, status, "
+                   "created_at, claimed_by, claimed_at) VALUES ('msg:66604', '66604', "
+                   "'oMember001', 'text', '帮助', 'deferred', '2026-11-21T02:00:00Z', ?, ?)",
+                   [holder, time.time() - 60])
+        db.execute("UPDATE messages SET reply = ? WHERE dedupe_key = 'msg:66604'",
+                   [words.PROCESSING])
+        retry = WeChatClient(TOKEN, app=app).text("oMember001", "帮助", msg_id=66604)
+        assert retry.text == words.PROCESSING  # the live run pushes its answer
+    finally:
+        claims.end(holder)
+    retry = WeChatClient(TOKEN, app=app).text("oMember001", "帮助", msg_id=66604)
+    assert "诚城青年助手" in retry.text  # its run ended without queuing an answer: run again
+
+
+def test_rows_left_by_a_dead_process_are_settled_at_start(rt, db):
+    from handlers import pipeline
+
+    holder = _dead_process_holder()
+    for n, status in enumerate(["processing", "deferred"]):
+        db.execute("INSERT INTO messages(dedupe_key, openid, type, status, created_at, "
+                   "claimed_by, claimed_at) VALUES (?, 'oMember001', 'text', ?, "
+                   "'2026-11-21T02:00:00Z', ?, ?)", [f"msg:7770{n}", status, holder, time.time()])
+    assert pipeline.settle_dead(rt) == 2
+    assert messages.unfinished(db) == []
+    assert {messages.get(db, k)["status"] for k in ("msg:77700", "msg:77701")} == {"failed"}
