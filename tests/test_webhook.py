@@ -572,3 +572,55 @@ def test_rows_left_by_a_dead_process_are_settled_at_start(rt, db):
     assert pipeline.settle_dead(rt) == 2
     assert messages.unfinished(db) == []
     assert {messages.get(db, k)["status"] for k in ("msg:77700", "msg:77701")} == {"failed"}
+
+
+# --- connections and body limits of `bot.py serve` (issue 10, item 4) ---------------------------
+
+@pytest.fixture
+def served(tmp_path):
+    """A real `python bot.py serve` process on loopback."""
+    from bench.signup_load import start_servers, stop_servers
+
+    (tmp_path / "served").mkdir()
+    servers = start_servers(1, tmp_path / "served", TOKEN)
+    yield servers[0][1]
+    stop_servers(servers)
+
+
+def _raw(url: str, head: str, body: bytes = b"", timeout: float = 3) -> bytes:
+    import socket
+
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.encode() + body)
+        return sock.recv(200)
+
+
+def test_200_idle_connections_do_not_stop_the_webhook(served):
+    import socket
+
+    host, port = served.rsplit("/", 1)[-1].split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(200)]
+    try:
+        time.sleep(0.3)  # the server has accepted (or refused to accept) them all
+        client = WeChatClient(TOKEN, url=served, timeout=3)
+        t0 = time.monotonic()
+        result = client.text("oMember001", "帮助")
+        assert result.status == 200 and "诚城青年助手" in result.text
+        assert time.monotonic() - t0 < 1
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_huge_bodies_are_refused_from_the_headers_and_uploads_keep_their_limit(served):
+    query = "/wechat?signature=x&timestamp=1&nonce=1"
+    huge = _raw(served, f"POST {query} HTTP/1.1\r\nHost: x\r\nContent-Length: 400000000\r\n\r\n")
+    assert huge.startswith(b"HTTP/1.1 413")  # answered before a byte of the body was sent
+    chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
+    chunked = _raw(served, f"POST {query} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                           "\r\n\r\n", chunk * 4)
+    assert chunked.startswith(b"HTTP/1.1 413")
+    upload = _raw(served, "POST /admin/knowledge/upload HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Length: 1000000\r\nConnection: close\r\n\r\n", b"a" * 1000000)
+    assert upload.startswith(b"HTTP/1.1 ") and not upload.startswith(b"HTTP/1.1 413")
