@@ -17,7 +17,7 @@ from handlers import words
 from handlers.more import paginate
 from handlers.router import Context, Reply
 from storage import claims, deliveries, members, messages
-from storage.db import immediate
+from storage.db import immediate, serialized
 from wechat.messages import Message
 
 if TYPE_CHECKING:
@@ -28,10 +28,11 @@ RETRY_POLL_SECONDS = 0.05
 CLAIM_MARGIN_SECONDS = 2.0  # past the reply budget, a run whose process cannot be checked is dead
 
 
-def handle(rt: "Runtime", msg: Message, nonce: messages.Nonce | None = None) -> str | None:
+def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -> str | None:
     """The reply text for a message (None: reply 'success'). Never raises for handler errors.
 
-    Raises messages.ReplayedNonce for a replayed signed URL, and sqlite3.OperationalError when
+    `signed` is the URL's (timestamp, nonce). Raises messages.ReplayedNonce for a URL
+    another message used, and sqlite3.OperationalError when
     the database cannot be written (the webhook answers 503 and WeChat retries)."""
     started = time.monotonic()
     deadline = started + rt.settings.reply_budget
@@ -41,7 +42,7 @@ def handle(rt: "Runtime", msg: Message, nonce: messages.Nonce | None = None) -> 
         if not messages.claim(db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id,
                               openid=msg.openid, type=msg.type, event=msg.event,
                               content=msg.text[:2000] or None, now=rt.clock.now(),
-                              holder=holder, nonce=nonce):
+                              holder=holder, signed=signed):
             answered, text = _reply_of_first(rt, msg.dedupe_key, holder, deadline)
             if answered:
                 claims.end(holder)
@@ -85,7 +86,8 @@ def _run(rt: "Runtime", msg: Message) -> Reply:
     db = rt.db()
     now = rt.clock.now()
     if msg.event != "unsubscribe":
-        members.touch(db, msg.openid, now)
+        with serialized(db):  # queue on this process's write lock, not SQLite's busy sleeps
+            members.touch(db, msg.openid, now)
     ctx = Context(rt=rt, db=db, now=now, member=members.get(db, msg.openid))
     reply = rt.router.dispatch(msg, ctx)
     if reply.text:

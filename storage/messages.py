@@ -3,77 +3,53 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
 
 from clock import to_db
-from storage.db import immediate
+from storage.db import serialized
 
-NONCE_PURGE_SECONDS = 60  # forget expired (timestamp, nonce) pairs at most this often
-_next_purge = 0.0
 
 
 class ReplayedNonce(Exception):
-    """A signed (timestamp, nonce) pair already seen with another body: a replayed URL."""
-
-
-@dataclass(frozen=True)
-class Nonce:
-    """The signed URL's (timestamp, nonce) and a digest of the body it came with."""
-
-    timestamp: str
-    nonce: str
-    body_sha1: str
-    keep_seconds: float  # how long a pair is remembered (the timestamp tolerance, both sides)
+    """A signed URL's (timestamp, nonce) already used by another message: a replayed URL."""
 
 
 def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
           event: str | None, content: str | None, now: datetime, holder: str | None = None,
-          wall: float | None = None, nonce: Nonce | None = None) -> bool:
+          wall: float | None = None, signed: tuple[str, str] | None = None) -> bool:
     """Insert the message as 'processing', held by `holder` since `wall` (epoch seconds).
 
-    False if WeChat already delivered it (a retry). Raises ReplayedNonce (nothing recorded)
-    when `nonce` was seen with another body, and sqlite3.OperationalError when the database
-    cannot be written (nothing recorded either)."""
-    wall = time.time() if wall is None else wall
-    with immediate(db):
-        if nonce is not None:
-            _remember_nonce(db, nonce, wall)
+    False if WeChat already delivered it (a retry). `signed` is the URL's (timestamp, nonce):
+    raises ReplayedNonce, recording nothing, when another message came with it. Raises
+    sqlite3.OperationalError when the database cannot be written (nothing recorded either)."""
+    signed_at, nonce = signed or (None, None)
+    with serialized(db):
         try:
-            db.execute(
+            db.conn.execute(
                 "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
-                "created_at, claimed_by, claimed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?)",
-                [dedupe_key, msg_id, openid, type, event, content, to_db(now), holder, wall])
+                "created_at, claimed_by, claimed_at, signed_at, nonce) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?, ?, ?)",
+                [dedupe_key, msg_id, openid, type, event, content, to_db(now), holder,
+                 time.time() if wall is None else wall, signed_at, nonce])
             return True
         except sqlite3.IntegrityError:
-            return False
-
-
-def _remember_nonce(db: Database, nonce: Nonce, wall: float) -> None:
-    global _next_purge
-    if wall >= _next_purge:
-        db.execute("DELETE FROM webhook_nonces WHERE seen_at < ?", [wall - nonce.keep_seconds])
-        _next_purge = wall + NONCE_PURGE_SECONDS
-    row = db.execute("SELECT body_sha1 FROM webhook_nonces WHERE timestamp = ? AND nonce = ?",
-                     [nonce.timestamp, nonce.nonce]).fetchone()
-    if row is None:
-        db.execute("INSERT INTO webhook_nonces(timestamp, nonce, body_sha1, seen_at) "
-                   "VALUES (?, ?, ?, ?)", [nonce.timestamp, nonce.nonce, nonce.body_sha1, wall])
-    elif row[0] != nonce.body_sha1:
-        raise ReplayedNonce(nonce.timestamp)
+            if db.conn.execute("SELECT 1 FROM messages WHERE dedupe_key = ?",
+                               [dedupe_key]).fetchone():
+                return False  # WeChat's retry (with this URL or a new one)
+            raise ReplayedNonce(signed_at) from None
 
 
 def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
               holder: str, wall: float | None = None) -> bool:
     """Claim a message whose first run is dead; False if another run got there first."""
-    cursor = db.execute(
-        "UPDATE messages SET status = 'processing', claimed_by = ?, claimed_at = ?, "
-        "reply = NULL WHERE dedupe_key = ? AND status = ? AND claimed_by IS ?",
-        [holder, time.time() if wall is None else wall, dedupe_key, old_status, old_holder])
-    return cursor.rowcount == 1
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'processing', claimed_by = ?, claimed_at = ?, "
+            "reply = NULL WHERE dedupe_key = ? AND status = ? AND claimed_by IS ?",
+            [holder, time.time() if wall is None else wall, dedupe_key, old_status, old_holder])
+        return cursor.rowcount == 1
 
 
 def unfinished(db: Database) -> list[dict]:
@@ -86,11 +62,12 @@ def unfinished(db: Database) -> list[dict]:
 def settle(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
            now: datetime) -> bool:
     """Mark a dead run's message 'failed' (a retry of it runs again); False if it moved on."""
-    cursor = db.execute(
-        "UPDATE messages SET status = 'failed', finished_at = ? WHERE dedupe_key = ? "
-        "AND status = ? AND claimed_by IS ? AND final_reply IS NULL",
-        [to_db(now), dedupe_key, old_status, old_holder])
-    return cursor.rowcount == 1
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'failed', finished_at = ? WHERE dedupe_key = ? "
+            "AND status = ? AND claimed_by IS ? AND final_reply IS NULL",
+            [to_db(now), dedupe_key, old_status, old_holder])
+        return cursor.rowcount == 1
 
 
 def get(db: Database, dedupe_key: str) -> dict | None:
@@ -101,11 +78,12 @@ def get(db: Database, dedupe_key: str) -> dict | None:
 def finish(db: Database, dedupe_key: str, *, reply: str, handler: str | None,
            topic: str | None, answered: bool | None, status: str, latency_ms: int,
            now: datetime) -> None:
-    db.execute(
-        "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
-        "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?",
-        [reply, handler, topic, None if answered is None else int(answered), status,
-         latency_ms, to_db(now), dedupe_key])
+    with serialized(db):
+        db.conn.execute(
+            "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
+            "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?",
+            [reply, handler, topic, None if answered is None else int(answered), status,
+             latency_ms, to_db(now), dedupe_key])
 
 
 def finish_late(db: Database, dedupe_key: str, *, final_reply: str, handler: str | None,

@@ -110,15 +110,16 @@ def m020_sched_claims(db: Database) -> None:
 @migrations()
 def m030_message_claims(db: Database) -> None:
     # Which process runs a message and since when (wall-clock seconds), so a retry or a restart
-    # can tell a dead run from a slow one; seen (timestamp, nonce) pairs refuse replayed URLs.
+    # can tell a dead run from a slow one; and the signed URL's (timestamp, nonce), which one
+    # message only may use: a logged URL replayed with another body is refused.
     db["messages"].add_column("claimed_by", str)
     db["messages"].add_column("claimed_at", float)
+    db["messages"].add_column("signed_at", str)
+    db["messages"].add_column("nonce", str)
     db.execute("CREATE INDEX messages_open ON messages(status) "
                "WHERE status IN ('processing', 'deferred')")
-    db["webhook_nonces"].create({"timestamp": str, "nonce": str, "body_sha1": str,
-                                 "seen_at": float}, pk=("timestamp", "nonce"),
-                                not_null={"body_sha1", "seen_at"})
-    db["webhook_nonces"].create_index(["seen_at"])
+    db.execute("CREATE UNIQUE INDEX messages_signed ON messages(signed_at, nonce) "
+               "WHERE nonce IS NOT NULL")
 
 
 def migrate(db: Database) -> None:

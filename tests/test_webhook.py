@@ -392,19 +392,6 @@ def test_a_signed_url_replayed_with_another_body_is_403_but_wechats_retry_works(
     assert retry.status_code == 200 and retry.data == first.data
 
 
-def test_seen_nonces_are_forgotten_after_the_window(app, db, monkeypatch):
-    from storage import messages as store
-
-    now = time.time()
-    db.execute("INSERT INTO webhook_nonces VALUES ('1', 'old', 'x', ?)", [now - 601])
-    db.execute("INSERT INTO webhook_nonces VALUES ('2', 'recent', 'x', ?)", [now - 30])
-    monkeypatch.setattr(store, "_next_purge", 0.0)
-    client = WeChatClient(TOKEN, app=app)
-    assert client.text("oMember001", "帮助").status == 200
-    left = {r[0] for r in db.execute("SELECT nonce FROM webhook_nonces")}
-    assert "old" not in left and "recent" in left
-
-
 def test_with_an_aes_key_plaintext_posts_are_403_unless_compat_mode(make_app):
     strict = make_app(wechat_compat_mode=False)
     db = strict.extensions["chengcheng"].db()

@@ -1,13 +1,12 @@
 """The URL WeChat's servers call: /wechat, plaintext and safe (AES) mode.
 
 Order matters: signature and timestamp (403), size limit (413), safe mode required when
-configured (403), parse (400), replayed (timestamp, nonce) with another body (403), route.
+configured (403), parse (400), a signed URL that another message already used (403), route.
 Nothing is recorded for a request that fails any check; a database that cannot be written
 is 503, so WeChat retries and the retry runs the message again.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -15,7 +14,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, request
 
 from handlers import pipeline
-from storage.messages import Nonce, ReplayedNonce
+from storage.messages import ReplayedNonce
 from wechat import crypto, replies
 from wechat.messages import BadMessage, extract_encrypted, parse
 
@@ -59,10 +58,8 @@ def wechat() -> Response:
     except BadMessage as exc:
         abort(400, f"无法解析的消息：{exc}")
 
-    seen = Nonce(timestamp, nonce, hashlib.sha1(body).hexdigest(),
-                 keep_seconds=2 * rt.settings.wechat_timestamp_tolerance)
     try:
-        text = pipeline.handle(rt, msg, seen)
+        text = pipeline.handle(rt, msg, signed=(timestamp, nonce))
     except ReplayedNonce:
         log.warning("replayed signed URL (timestamp %s) with another body from %s", timestamp,
                     request.remote_addr)
