@@ -8,16 +8,18 @@ again by the next retry; the handlers' rules are idempotent, so the member gets 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 from clock import from_db
 from handlers import words
 from handlers.more import paginate
 from handlers.router import Context, Reply
 from storage import claims, deliveries, members, messages
-from storage.db import immediate, serialized
+from storage.db import immediate, serialized, spent, within
 from wechat.messages import Message
 
 if TYPE_CHECKING:
@@ -26,14 +28,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RETRY_POLL_SECONDS = 0.05
 CLAIM_MARGIN_SECONDS = 2.0  # past the reply budget, a run whose process cannot be checked is dead
+INLINE_AFTER = 20  # fast runs in a row before handlers run in the request's own thread
+FAST_SHARE = 0.05  # a run is fast when it takes under this share of the reply budget
 
 
 def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -> str | None:
     """The reply text for a message (None: reply 'success'). Never raises for handler errors.
 
     `signed` is the URL's (timestamp, nonce). Raises messages.ReplayedNonce for a URL
-    another message used, and sqlite3.OperationalError when
-    the database cannot be written (the webhook answers 503 and WeChat retries)."""
+    another message used, and sqlite3.OperationalError when the database cannot be written
+    (the webhook answers 503 and WeChat retries)."""
     started = time.monotonic()
     deadline = started + rt.settings.reply_budget
     db = rt.db()
@@ -55,8 +59,14 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
 
 
 def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: float) -> str | None:
-    """Run the handlers for a claimed message and record the reply; ends `holder` when done."""
-    future: Future = rt.executor.submit(_run, rt, msg)
+    """Run the handlers for a claimed message and record the reply; ends `holder` when done.
+
+    While handlers have lately been fast, they run in the request's own thread (no hand-off);
+    otherwise in a worker thread, so the request can answer "正在处理" when the budget ends."""
+    pace = _pace(rt)
+    if pace.inline():
+        return _answer_here(rt, msg, holder, started, deadline, pace)
+    future: Future = rt.executor.submit(_timed_run, rt, msg, pace)
     try:
         reply: Reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
         status, text = "done", reply.text
@@ -68,17 +78,51 @@ def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: 
         claims.end(holder)
         raise
     try:
-        messages.finish(rt.db(), msg.dedupe_key, reply=text, handler=reply.handler,
-                        topic=reply.topic, answered=reply.answered, status=status,
-                        latency_ms=int((time.monotonic() - started) * 1000), now=rt.clock.now())
+        recorded = _finish(rt, msg, reply, status, started, holder)
     except BaseException:
         future.add_done_callback(lambda f: claims.end(holder))  # a retry then runs it again
         raise
-    if status == "deferred":
+    if status == "deferred" or not recorded:  # not recorded: a retry promised a push meanwhile
         future.add_done_callback(lambda f: _deliver_late(rt, msg, holder, f))
     else:
         claims.end(holder)
     return text
+
+
+def _answer_here(rt: "Runtime", msg: Message, holder: str, started: float, deadline: float,
+                 pace: "_Pace") -> str | None:
+    """The fast path: handlers in this thread, their waits for the database ending at the
+    deadline. A wait that would outlast it is a failed write: 503, and WeChat's retry runs
+    the message again. Should a handler still run long, WeChat's retry says "正在处理" at its
+    own deadline (`messages.defer`) and this run then pushes its answer."""
+    db = rt.db()
+    try:
+        with within(db, deadline):
+            reply = _run(rt, msg)
+        pace.record(time.monotonic() - started, rt.settings.reply_budget)
+        if spent() or (reply.handler.endswith("!error") and time.monotonic() >= deadline):
+            raise sqlite3.OperationalError(f"reply budget spent waiting for the database "
+                                           f"({msg.dedupe_key})")
+        if not _finish(rt, msg, reply, "done", started, holder):
+            _push(rt, msg, reply)  # finished past the budget; a retry promised a push
+    finally:
+        claims.end(holder)
+    return reply.text
+
+
+def _finish(rt: "Runtime", msg: Message, reply: Reply, status: str, started: float,
+            holder: str) -> bool:
+    return messages.finish(rt.db(), msg.dedupe_key, reply=reply.text, handler=reply.handler,
+                           topic=reply.topic, answered=reply.answered, status=status,
+                           latency_ms=int((time.monotonic() - started) * 1000),
+                           now=rt.clock.now(), holder=holder)
+
+
+def _timed_run(rt: "Runtime", msg: Message, pace: "_Pace") -> Reply:
+    t0 = time.monotonic()
+    reply = _run(rt, msg)
+    pace.record(time.monotonic() - t0, rt.settings.reply_budget)
+    return reply
 
 
 def _run(rt: "Runtime", msg: Message) -> Reply:
@@ -98,21 +142,24 @@ def _run(rt: "Runtime", msg: Message) -> Reply:
 def _deliver_late(rt: "Runtime", msg: Message, holder: str, future: Future) -> None:
     """The slow handler finished: keep its answer and queue it for the push channel."""
     try:
-        reply: Reply = future.result()
-        db = rt.db()
-        now = rt.clock.now()
-        with immediate(db):
-            messages.finish_late(db, msg.dedupe_key, final_reply=reply.text or "",
-                                 handler=reply.handler, topic=reply.topic,
-                                 answered=reply.answered, now=now)
-            if reply.text:
-                deliveries.enqueue(db, dedupe_key=f"reply:{msg.dedupe_key}", openid=msg.openid,
-                                   kind="reply", text=reply.text, due_at=now, now=now)
+        _push(rt, msg, future.result())
     except Exception:  # dispatch() catches handler errors; this is a failed write
         log.exception("late answer for %s could not be queued", msg.dedupe_key)
-        return
     finally:
         claims.end(holder)
+
+
+def _push(rt: "Runtime", msg: Message, reply: Reply) -> None:
+    """Keep a late answer on the message and queue it, in one transaction, for the push channel."""
+    db = rt.db()
+    now = rt.clock.now()
+    with immediate(db):
+        messages.finish_late(db, msg.dedupe_key, final_reply=reply.text or "",
+                             handler=reply.handler, topic=reply.topic, answered=reply.answered,
+                             now=now)
+        if reply.text:
+            deliveries.enqueue(db, dedupe_key=f"reply:{msg.dedupe_key}", openid=msg.openid,
+                               kind="reply", text=reply.text, due_at=now, now=now)
     if reply.text:
         rt.wake_dispatcher()
 
@@ -134,8 +181,12 @@ def _reply_of_first(rt: "Runtime", dedupe_key: str, holder: str,
                                   old_status=status, holder=holder):
                 return False, None
             continue
-        if status == "deferred" or time.monotonic() >= deadline:
-            return True, words.PROCESSING  # a live first run: it answers, or defers and pushes
+        if status == "deferred":
+            return True, words.PROCESSING  # a live first run, which will push its answer
+        if time.monotonic() >= deadline:  # a live first run still going: it must push
+            if messages.defer(db, dedupe_key, holder=row["claimed_by"], reply=words.PROCESSING):
+                return True, words.PROCESSING
+            continue
         time.sleep(RETRY_POLL_SECONDS)
 
 
@@ -151,6 +202,27 @@ def _is_dead(rt: "Runtime", row: dict) -> bool:
     else:  # written before holders were recorded
         age = (rt.clock.now() - from_db(row["created_at"])).total_seconds()
     return age > rt.settings.reply_budget + CLAIM_MARGIN_SECONDS
+
+
+class _Pace:
+    """Whether handlers have lately been fast enough to run in the request's own thread."""
+
+    def __init__(self) -> None:
+        self.streak = 0  # fast runs in a row
+
+    def inline(self) -> bool:
+        return self.streak >= INLINE_AFTER
+
+    def record(self, seconds: float, budget: float) -> None:
+        self.streak = self.streak + 1 if seconds < budget * FAST_SHARE else 0
+
+
+_paces: "WeakKeyDictionary[Runtime, _Pace]" = WeakKeyDictionary()
+
+
+def _pace(rt: "Runtime") -> _Pace:
+    pace = _paces.get(rt)
+    return pace if pace is not None else _paces.setdefault(rt, _Pace())
 
 
 def settle_dead(rt: "Runtime") -> int:

@@ -19,6 +19,10 @@ _write_locks: dict[str, threading.RLock] = {}  # one per database file, shared b
 _keys_lock = threading.Lock()
 
 
+class BudgetSpent(sqlite3.OperationalError):
+    """A wait for the write lock would have run past the caller's deadline (see `within`)."""
+
+
 def connect(path: str | Path) -> Database:
     """A new connection with the pragmas every connection here needs.
 
@@ -60,6 +64,43 @@ def open_db(path: str | Path) -> Database:
     return db
 
 
+@contextlib.contextmanager
+def within(db: Database, deadline: float) -> Iterator[None]:
+    """Waits for the write lock in this thread end at `deadline` (time.monotonic()): a
+    request answered in its own thread must not wait past its reply budget. Raises
+    BudgetSpent where this process's lock would be waited for past it (`spent()` tells
+    afterwards); another process's lock fails as "database is locked" then."""
+    _local.deadline, _local.spent = deadline, False
+    remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    db.conn.execute(f"PRAGMA busy_timeout = {min(remaining_ms, BUSY_TIMEOUT_SECONDS * 1000)}")
+    try:
+        yield
+    finally:
+        _local.deadline = None
+        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+
+
+def spent() -> bool:
+    """Whether a wait in the last `within()` block ran out of time."""
+    return getattr(_local, "spent", False)
+
+
+def _wait(wait: float) -> float:
+    deadline = getattr(_local, "deadline", None)
+    return wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic()))
+
+
+def _acquire(db: Database, wait: float):
+    """This process's write lock for the file, or None; raises when it cannot be had in time."""
+    lock = getattr(db, "write_lock", None)
+    if lock is not None and not lock.acquire(timeout=_wait(wait)):
+        if getattr(_local, "deadline", None) is not None:
+            _local.spent = True
+            raise BudgetSpent("reply budget spent waiting for the database")
+        raise sqlite3.OperationalError("database is locked (waited for this process's writers)")
+    return lock
+
+
 def close_thread_connections() -> None:
     """Close this thread's connections (tests and worker shutdown)."""
     for db in getattr(_local, "dbs", {}).values():
@@ -74,9 +115,7 @@ def serialized(db: Database, wait: float = BUSY_TIMEOUT_SECONDS) -> Iterator[Dat
     if db.conn.in_transaction:
         yield db
         return
-    lock = getattr(db, "write_lock", None)
-    if lock is not None and not lock.acquire(timeout=wait):
-        raise sqlite3.OperationalError("database is locked (waited for this process's writers)")
+    lock = _acquire(db, wait)
     try:
         yield db
     finally:
@@ -98,9 +137,7 @@ def immediate(db: Database, wait: float = BUSY_TIMEOUT_SECONDS) -> Iterator[Data
         with db.atomic():
             yield db
         return
-    lock = getattr(db, "write_lock", None)
-    if lock is not None and not lock.acquire(timeout=wait):
-        raise sqlite3.OperationalError("database is locked (waited for this process's writers)")
+    lock = _acquire(db, wait)
     try:
         db.conn.execute("BEGIN IMMEDIATE")
         try:

@@ -75,15 +75,31 @@ def get(db: Database, dedupe_key: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def finish(db: Database, dedupe_key: str, *, reply: str, handler: str | None,
+def finish(db: Database, dedupe_key: str, *, reply: str | None, handler: str | None,
            topic: str | None, answered: bool | None, status: str, latency_ms: int,
-           now: datetime) -> None:
+           now: datetime, holder: str | None = None) -> bool:
+    """Record the reply (status 'done', or 'deferred' with the "正在处理" words).
+
+    With `holder`, only while that run still holds the message as 'processing'; False when
+    a retry has meanwhile promised the member a pushed answer (see `defer`)."""
     with serialized(db):
-        db.conn.execute(
+        cursor = db.conn.execute(
             "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
-            "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?",
+            "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?"
+            + (" AND status = 'processing' AND claimed_by = ?" if holder else ""),
             [reply, handler, topic, None if answered is None else int(answered), status,
-             latency_ms, to_db(now), dedupe_key])
+             latency_ms, to_db(now), dedupe_key] + ([holder] if holder else []))
+        return cursor.rowcount == 1
+
+
+def defer(db: Database, dedupe_key: str, *, holder: str | None, reply: str) -> bool:
+    """A retry answers "正在处理" for a live run still going: mark the message 'deferred' so
+    that run pushes its answer. False if the run finished first."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'deferred', reply = ? WHERE dedupe_key = ? "
+            "AND status = 'processing' AND claimed_by IS ?", [reply, dedupe_key, holder])
+        return cursor.rowcount == 1
 
 
 def finish_late(db: Database, dedupe_key: str, *, final_reply: str, handler: str | None,

@@ -611,3 +611,98 @@ def test_huge_bodies_are_refused_from_the_headers_and_uploads_keep_their_limit(s
     upload = _raw(served, "POST /admin/knowledge/upload HTTP/1.1\r\nHost: x\r\n"
                           "Content-Length: 1000000\r\nConnection: close\r\n\r\n", b"a" * 1000000)
     assert upload.startswith(b"HTTP/1.1 ") and not upload.startswith(b"HTTP/1.1 413")
+
+
+# --- the fast path: no thread hand-off while answers are fast (issue 11) ----------------------
+
+def _record_threads(rt, seen: list):
+    def where(msg, ctx):
+        if msg.text != "线程":
+            return None
+        seen.append(threading.current_thread())
+        return Reply("ok")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(where, "test.where"))
+
+
+def test_fast_answers_run_in_the_request_thread_once_handlers_prove_fast(rt, wechat):
+    from handlers import pipeline
+
+    seen: list = []
+    _record_threads(rt, seen)
+    assert wechat.text("oMember001", "线程").text == "ok"
+    assert seen[-1] is not threading.current_thread()  # a new app hands off to a worker
+    for _ in range(pipeline.INLINE_AFTER):
+        wechat.text("oMember001", "帮助")
+    assert wechat.text("oMember001", "线程").text == "ok"
+    assert seen[-1] is threading.current_thread()  # the test client's request thread
+
+
+def test_fast_path_waiting_past_the_budget_for_the_database_is_503_then_retried(make_app):
+    from handlers import pipeline
+    from storage import immediate
+
+    app = make_app(reply_budget=0.5)
+    rt = app.extensions["chengcheng"]
+    pipeline._pace(rt).streak = pipeline.INLINE_AFTER
+    db = rt.db()
+    take, held, release = threading.Event(), threading.Event(), threading.Event()
+
+    def writer_elsewhere():  # another thread of this process holds the write lock for long
+        take.wait(5)
+        with db.write_lock:
+            held.set()
+            release.wait(5)
+
+    def writes(msg, ctx):
+        if msg.text != "写":
+            return None
+        if not release.is_set():
+            take.set()
+            held.wait(5)
+        with immediate(ctx.db):
+            ctx.db.execute("UPDATE members SET name = name WHERE openid = ?", [msg.openid])
+        return Reply("写好了")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(writes, "test.writes"))
+    other = threading.Thread(target=writer_elsewhere)
+    other.start()
+    client = WeChatClient(TOKEN, app=app)
+    try:
+        t0 = time.monotonic()
+        first = client.text("oMember001", "写", msg_id=66701)
+        assert first.status == 503 and time.monotonic() - t0 < 1.5
+    finally:
+        release.set()
+        other.join()
+    retry = client.text("oMember001", "写", msg_id=66701)
+    assert retry.status == 200 and retry.text == "写好了"
+    assert messages.get(db, "msg:66701")["status"] == "done"
+
+
+def test_a_retry_that_says_processing_makes_a_slow_fast_path_run_push(make_app, fake_api):
+    from handlers import pipeline
+
+    app = make_app(reply_budget=0.3)
+    rt = app.extensions["chengcheng"]
+    pipeline._pace(rt).streak = pipeline.INLINE_AFTER
+
+    def slow(msg, ctx):
+        if msg.text != "慢":
+            return None
+        time.sleep(0.8)
+        return Reply("慢慢的完整答复")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow, "test.slow"))
+    xml = text_xml("oMember001", "慢", msg_id=66702)
+    first = []
+    run = threading.Thread(target=lambda: first.append(WeChatClient(TOKEN, app=app).post_xml(xml)))
+    run.start()
+    time.sleep(0.1)
+    retry = WeChatClient(TOKEN, app=app).post_xml(xml)  # WeChat gave up on the first
+    assert retry.text == words.PROCESSING
+    run.join()
+    db = rt.db()
+    assert messages.get(db, "msg:66702")["final_reply"] == "慢慢的完整答复"
+    dispatch_all(rt)
+    assert [m["content"] for m in fake_api.inbox("oMember001")] == ["慢慢的完整答复"]
