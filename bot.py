@@ -18,11 +18,13 @@ UPLOAD_SLACK_BYTES = 64 * 1024  # multipart headers around an uploaded file
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app on its SQLite file (created and migrated here). Never starts the scheduler."""
     from console import init_app as init_console
+    from handlers.pipeline import settle_dead
     from runtime import Runtime
     from wechat.webhook import bp as wechat_bp
 
     settings = settings or Settings.from_env()
     rt = Runtime(settings)
+    settle_dead(rt)  # messages a stopped process left unfinished (serve, or a gunicorn worker)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
@@ -115,9 +117,6 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
         fake, settings = _local_fake_wechat(settings)
     app = create_app(settings)
     rt = app.extensions["chengcheng"]
-    from handlers.pipeline import settle_dead
-
-    settle_dead(rt)
     server = make_server(app, host=host, port=port, threads=threads)
     _print_banner(rt, host, port, fake)
     scheduler = None

@@ -323,6 +323,15 @@ def test_safe_mode_for_another_appid_is_400(app, wechat_aes, db):
 
 # --- a real server on a loopback port ----------------------------------------------------------
 
+@pytest.fixture
+def live_server(app):
+    """Waitress in a thread of this process, stopped loop-first (no poll on a closed socket)."""
+    from bench.signup_load import ThreadedServer
+
+    with ThreadedServer(app) as server:
+        yield server
+
+
 def test_real_server_on_loopback(live_server):
     client = WeChatClient(TOKEN, url=live_server.url)
     assert client.text("oMember001", "帮助").text.startswith("我是诚城青年助手")
