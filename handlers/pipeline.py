@@ -173,6 +173,8 @@ def _reply_of_first(rt: "Runtime", dedupe_key: str, holder: str,
     db = rt.db()
     while True:
         row = messages.get(db, dedupe_key)
+        if row is None:  # removed under us: WeChat's next retry claims it afresh
+            raise sqlite3.OperationalError(f"message {dedupe_key} vanished while waited for")
         status = row["status"]
         if status == "done" or (status == "deferred" and row["final_reply"] is not None):
             return True, row["reply"]

@@ -1,4 +1,5 @@
-"""Connections and transactions: WAL, a busy timeout, one connection per thread, BEGIN IMMEDIATE."""
+"""Connections and transactions: WAL, a busy timeout, one connection per thread, BEGIN IMMEDIATE,
+and one write lock per database file for this process's threads."""
 from __future__ import annotations
 
 import contextlib
