@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -152,8 +153,9 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def db_path(self) -> Path:
+        """BOT_DATA_DIR/bot.db (worked out once: every database access asks for it)."""
         return Path(self.data_dir) / "bot.db"
 
     @property

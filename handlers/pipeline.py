@@ -14,6 +14,8 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 from weakref import WeakKeyDictionary
 
+from sqlite_utils import Database
+
 from clock import from_db
 from handlers import words
 from handlers.more import paginate
@@ -47,7 +49,7 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
                               openid=msg.openid, type=msg.type, event=msg.event,
                               content=msg.text[:2000] or None, now=rt.clock.now(),
                               holder=holder, signed=signed):
-            answered, text = _reply_of_first(rt, msg.dedupe_key, holder, deadline)
+            answered, text = _reply_of_first(rt, db, msg.dedupe_key, holder, deadline)
             if answered:
                 claims.end(holder)
                 return text
@@ -55,17 +57,18 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
     except BaseException:
         claims.end(holder)
         raise
-    return _answer(rt, msg, holder, started, deadline)
+    return _answer(rt, db, msg, holder, started, deadline)
 
 
-def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: float) -> str | None:
+def _answer(rt: "Runtime", db: Database, msg: Message, holder: str, started: float,
+            deadline: float) -> str | None:
     """Run the handlers for a claimed message and record the reply; ends `holder` when done.
 
     While handlers have lately been fast, they run in the request's own thread (no hand-off);
     otherwise in a worker thread, so the request can answer "正在处理" when the budget ends."""
     pace = _pace(rt)
     if pace.inline():
-        return _answer_here(rt, msg, holder, started, deadline, pace)
+        return _answer_here(rt, db, msg, holder, started, deadline, pace)
     future: Future = rt.executor.submit(_timed_run, rt, msg, pace)
     try:
         reply: Reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -78,7 +81,7 @@ def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: 
         claims.end(holder)
         raise
     try:
-        recorded = _finish(rt, msg, reply, status, started, holder)
+        recorded = _finish(rt, db, msg, reply, status, started, holder)
     except BaseException:
         future.add_done_callback(lambda f: claims.end(holder))  # a retry then runs it again
         raise
@@ -89,13 +92,12 @@ def _answer(rt: "Runtime", msg: Message, holder: str, started: float, deadline: 
     return text
 
 
-def _answer_here(rt: "Runtime", msg: Message, holder: str, started: float, deadline: float,
-                 pace: "_Pace") -> str | None:
+def _answer_here(rt: "Runtime", db: Database, msg: Message, holder: str, started: float,
+                 deadline: float, pace: "_Pace") -> str | None:
     """The fast path: handlers in this thread, their waits for the database ending at the
     deadline. A wait that would outlast it is a failed write: 503, and WeChat's retry runs
     the message again. Should a handler still run long, WeChat's retry says "正在处理" at its
     own deadline (`messages.defer`) and this run then pushes its answer."""
-    db = rt.db()
     try:
         with within(db, deadline):
             reply = _run(rt, msg)
@@ -103,16 +105,16 @@ def _answer_here(rt: "Runtime", msg: Message, holder: str, started: float, deadl
         if spent() or (reply.handler.endswith("!error") and time.monotonic() >= deadline):
             raise sqlite3.OperationalError(f"reply budget spent waiting for the database "
                                            f"({msg.dedupe_key})")
-        if not _finish(rt, msg, reply, "done", started, holder):
+        if not _finish(rt, db, msg, reply, "done", started, holder):
             _push(rt, msg, reply)  # finished past the budget; a retry promised a push
     finally:
         claims.end(holder)
     return reply.text
 
 
-def _finish(rt: "Runtime", msg: Message, reply: Reply, status: str, started: float,
-            holder: str) -> bool:
-    return messages.finish(rt.db(), msg.dedupe_key, reply=reply.text, handler=reply.handler,
+def _finish(rt: "Runtime", db: Database, msg: Message, reply: Reply, status: str,
+            started: float, holder: str) -> bool:
+    return messages.finish(db, msg.dedupe_key, reply=reply.text, handler=reply.handler,
                            topic=reply.topic, answered=reply.answered, status=status,
                            latency_ms=int((time.monotonic() - started) * 1000),
                            now=rt.clock.now(), holder=holder)
@@ -164,13 +166,12 @@ def _push(rt: "Runtime", msg: Message, reply: Reply) -> None:
         rt.wake_dispatcher()
 
 
-def _reply_of_first(rt: "Runtime", dedupe_key: str, holder: str,
+def _reply_of_first(rt: "Runtime", db: Database, dedupe_key: str, holder: str,
                     deadline: float) -> tuple[bool, str | None]:
     """A retry: wait (within the budget) for the first run's reply and send the same.
 
     (True, reply) answers the retry; (False, None) means the first run was dead and this
     run now holds the message, so the handlers run again."""
-    db = rt.db()
     while True:
         row = messages.get(db, dedupe_key)
         if row is None:  # removed under us: WeChat's next retry claims it afresh
