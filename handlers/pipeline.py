@@ -229,14 +229,30 @@ def _pace(rt: "Runtime") -> _Pace:
 
 
 def settle_dead(rt: "Runtime") -> int:
-    """At start: messages left unfinished by dead processes become 'failed', so none stays
-    'processing' for ever and WeChat's next retry runs them again. Returns how many."""
+    """At start: messages left unfinished by dead processes are settled, so none stays
+    'processing' for ever. A text message whose member was told "正在处理" runs again in a
+    worker and its answer is pushed, as promised; any other becomes 'failed', and WeChat's
+    next retry runs it again. Returns how many."""
     db = rt.db()
     settled = 0
     for row in messages.unfinished(db):
-        if _is_dead(rt, row):
-            settled += messages.settle(db, row["dedupe_key"], old_holder=row["claimed_by"],
-                                       old_status=row["status"], now=rt.clock.now())
+        if not _is_dead(rt, row):
+            continue
+        msg = Message(openid=row["openid"], account="", type=row["type"], create_time=0,
+                      msg_id=row["msg_id"], content=row["content"] or "", event=row["event"])
+        if (row["status"] == "deferred" and msg.type in ("text", "voice") and msg.text
+                and msg.dedupe_key == row["dedupe_key"]):
+            holder = claims.begin()
+            if messages.resume(db, row["dedupe_key"], old_holder=row["claimed_by"],
+                               holder=holder):
+                future = rt.executor.submit(_run, rt, msg)
+                future.add_done_callback(lambda f, m=msg, h=holder: _deliver_late(rt, m, h, f))
+                settled += 1
+            else:
+                claims.end(holder)
+            continue
+        settled += messages.settle(db, row["dedupe_key"], old_holder=row["claimed_by"],
+                                   old_status=row["status"], now=rt.clock.now())
     if settled:
         log.warning("%d message(s) left unfinished by a stopped process were settled", settled)
     return settled

@@ -55,8 +55,20 @@ def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_stat
 def unfinished(db: Database) -> list[dict]:
     """Messages whose run has not ended: still processing, or deferred with no answer yet."""
     return list(db.query(
-        "SELECT dedupe_key, status, claimed_by, claimed_at, created_at FROM messages "
+        "SELECT dedupe_key, msg_id, openid, type, event, content, status, claimed_by, "
+        "claimed_at, created_at FROM messages "
         "WHERE status IN ('processing', 'deferred') AND final_reply IS NULL"))
+
+
+def resume(db: Database, dedupe_key: str, *, old_holder: str | None, holder: str) -> bool:
+    """Take over a deferred message (its member was told "正在处理") to answer it by push;
+    False if another process got there first."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET claimed_by = ?, claimed_at = ? WHERE dedupe_key = ? "
+            "AND status = 'deferred' AND claimed_by IS ? AND final_reply IS NULL",
+            [holder, time.time(), dedupe_key, old_holder])
+        return cursor.rowcount == 1
 
 
 def settle(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,

@@ -715,3 +715,22 @@ def test_a_retry_that_says_processing_makes_a_slow_fast_path_run_push(make_app, 
     assert messages.get(db, "msg:66702")["final_reply"] == "慢慢的完整答复"
     dispatch_all(rt)
     assert [m["content"] for m in fake_api.inbox("oMember001")] == ["慢慢的完整答复"]
+
+
+def test_a_dead_processs_promised_answer_is_pushed_after_the_restart(make_app, fake_api):
+    """The member was told "正在处理" and the process died before answering: the next start
+    answers it by push, as promised."""
+    app = make_app()
+    db = app.extensions["chengcheng"].db()
+    db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, reply, status, "
+               "created_at, claimed_by, claimed_at) VALUES ('msg:66801', '66801', 'oMember001', "
+               "'text', '帮助', ?, 'deferred', '2026-11-21T02:00:00Z', ?, ?)",
+               [words.PROCESSING, _dead_process_holder(), time.time()])
+    restarted = make_app()  # create_app settles what dead processes left
+    rt = restarted.extensions["chengcheng"]
+    rt.executor.shutdown(wait=True)
+    row = messages.get(db, "msg:66801")
+    assert "诚城青年助手" in row["final_reply"]
+    assert deliveries.get(db, "reply:msg:66801")["text"] == row["final_reply"]
+    dispatch_all(rt)
+    assert [m["content"] for m in fake_api.inbox("oMember001")] == [row["final_reply"]]
