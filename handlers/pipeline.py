@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 RETRY_POLL_SECONDS = 0.05
 CLAIM_MARGIN_SECONDS = 2.0  # past the reply budget, a run whose process cannot be checked is dead
 INLINE_AFTER = 20  # fast runs in a row before handlers run in the request's own thread
-FAST_SHARE = 0.05  # a run is fast when it takes under this share of the reply budget
+FAST_SHARE = 0.25  # a run is fast when it takes under this share of the reply budget
 
 
 def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -> str | None:
