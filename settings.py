@@ -56,7 +56,7 @@ class Settings:
     wechat_cs_window_hours: float = 48  # WECHAT_CS_WINDOW_HOURS
     wechat_cs_max_messages: int = 5  # WECHAT_CS_MAX_MESSAGES per window
     wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
-    wechat_timestamp_tolerance: int = 300  # WECHAT_TIMESTAMP_TOLERANCE: ± seconds a signed URL lives
+    wechat_timestamp_tolerance: int = 300  # WECHAT_TIMESTAMP_TOLERANCE: ± seconds a URL lives
     wechat_compat_mode: bool = False  # WECHAT_COMPAT_MODE: 兼容模式, plaintext POSTs beside AES
 
     # The bot

@@ -54,8 +54,8 @@ def run(path: Path, threads: int, writes: int, locked: bool) -> str:
     for t in pool:
         t.join()
     latencies.sort()
-    return (f"total {time.perf_counter() - started:6.2f} s  p50 {statistics.median(latencies):6.2f} ms  "
-            f"p99 {latencies[int(len(latencies) * 0.99)]:7.1f} ms  max {latencies[-1]:7.1f} ms")
+    return (f"total {time.perf_counter() - started:6.2f} s  "
+            f"p50 {statistics.median(latencies):6.2f} ms  p99 {latencies[int(len(latencies) * 0.99)]:7.1f} ms  max {latencies[-1]:7.1f} ms")
 
 
 def main() -> None:

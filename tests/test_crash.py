@@ -1,19 +1,28 @@
-"""A real `python bot.py worker` killed with SIGKILL in the middle of a broadcast, then restarted:
-every member gets the notice, and only a message on the wire at the kill can arrive twice."""
+"""Real processes killed with SIGKILL, then restarted.
+
+A `python bot.py worker` in the middle of a broadcast: every member gets the notice, and only a
+message on the wire at the kill can arrive twice. A `python bot.py serve` in the middle of a
+sign-up rush: WeChat's retries (same MsgIds) tell every member the outcome the database holds,
+and no message stays 'processing'."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+from activities import service
+from bench.signup_load import FAKE_NOW, WAITLIST, prepare, start_servers, stop_servers
+from handlers import words
 from runtime import Runtime
 from scheduler import broadcast
 from settings import Settings
-from storage import deliveries, members
+from simulator.client import WeChatClient, text_xml
+from storage import activities, deliveries, members
 from tests.conftest import APPID, SECRET, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,10 +109,6 @@ KILL_AFTER = 60  # sign-ups in the database when the server is killed
 def _send_all(url: str, sends: list[tuple[str, int]], replies: dict, *, barrier: bool) -> None:
     """Each (openid, MsgId) posted once, one thread each, like WeChat; replies[openid] is the
     last reply text a member got (None: no answer, so WeChat will retry)."""
-    import threading
-
-    from simulator.client import WeChatClient, text_xml
-
     gate = threading.Barrier(len(sends)) if barrier else None
 
     def one(openid: str, msg_id: int) -> None:
@@ -127,12 +132,6 @@ def _send_all(url: str, sends: list[tuple[str, int]], replies: dict, *, barrier:
 
 
 def test_kill_9_during_signup_rush_then_wechat_retries_tell_every_member_the_truth(tmp_path):
-    import threading
-
-    from activities import service
-    from bench.signup_load import FAKE_NOW, WAITLIST, prepare, start_servers, stop_servers
-    from handlers import words
-
     settings = Settings(wechat_token=TOKEN, data_dir=tmp_path / "data",
                         fake_now=FAKE_NOW).validated()
     rt = Runtime(settings)
@@ -180,20 +179,14 @@ def test_kill_9_during_signup_rush_then_wechat_retries_tell_every_member_the_tru
         else:
             told = WAITLIST.search(text)
             assert told, (openid, text)
-            assert int(told.group(1)) == store_position(db, row["id"]), (openid, text)
+            assert int(told.group(1)) == activities.waitlist_position(db, row["id"]), (openid, text)
     assert stuck(db) == 0, "no message left processing"
-    print(f"\nkill -9 at {at_kill} of {RUSH_MEMBERS} sign-ups; {len(unanswered)} members unanswered, "
-          f"{stuck_at_kill} rows left processing; after restart and retries every reply matches "
-          f"the database, 0 stuck")
+    print(f"\nkill -9 at {at_kill} of {RUSH_MEMBERS} sign-ups; {len(unanswered)} members "
+          f"unanswered, {stuck_at_kill} rows left processing; after restart and retries "
+          f"every reply matches the database, 0 stuck")
 
 
 def stuck(db) -> int:
     """Messages whose member was never answered and never will be by the run that took them."""
     return db.execute("SELECT count(*) FROM messages WHERE status = 'processing' OR "
                       "(status = 'deferred' AND final_reply IS NULL)").fetchone()[0]
-
-
-def store_position(db, signup_id: int) -> int | None:
-    from storage import activities
-
-    return activities.waitlist_position(db, signup_id)
