@@ -15,17 +15,20 @@ from settings import Settings, SettingsError
 
 log = logging.getLogger("chengcheng")
 ERROR_WORDS = {400: "请求有误", 403: "签名校验失败", 404: "没有这个页面", 405: "不支持的请求方法",
-               413: "请求体过大", 500: "服务器内部错误"}
+               413: "请求体过大", 500: "服务器内部错误", 503: "服务暂时不可用，请稍后重试"}
+UPLOAD_SLACK_BYTES = 64 * 1024  # multipart headers around an uploaded file
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app on its SQLite file (created and migrated here). Never starts the scheduler."""
     from console import init_app as init_console
+    from handlers.pipeline import settle_dead
     from runtime import Runtime
     from wechat.webhook import bp as wechat_bp
 
     settings = settings or Settings.from_env()
     rt = Runtime(settings)
+    settle_dead(rt)  # messages a stopped process left unfinished (serve, or a gunicorn worker)
     rt.knowledge.start()  # built before the first request, rebuilt off the request path
     app = Flask(__name__)
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -41,7 +44,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        rt.db().execute("SELECT 1").fetchone()
+        from storage.db import check_writable
+
+        problem = check_writable(rt.db(), settings.data_dir)
+        if problem:
+            log.error("healthz: %s", problem)
+            return jsonify(status="error", problem=problem), 503
         return jsonify(status="ok")
 
     @app.get("/")
@@ -71,6 +79,11 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def crash(exc: Exception):
+        import sqlite3
+
+        if isinstance(exc, sqlite3.OperationalError):  # disk full, read-only, locked
+            log.error("database unavailable on %s: %s", request.path, exc)
+            return f"503 {ERROR_WORDS[503]}", 503
         log.exception("unhandled error on %s", request.path)
         return "500 服务器内部错误", 500
 
@@ -106,8 +119,6 @@ def cli(ctx: click.Context) -> None:
 @click.option("--no-scheduler", is_flag=True, help="不在本进程运行提醒与推送（另起 worker 时用）")
 def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     """Serve the webhook (and console, simulator) on waitress, a production WSGI server."""
-    from waitress import serve as waitress_serve
-
     from knowledge.data import KnowledgeDataError
 
     settings = _settings()
@@ -120,6 +131,7 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     except KnowledgeDataError as exc:
         raise click.ClickException(f"知识文件有错，未启动：{exc}（可用 kb check 检查）") from exc
     rt = app.extensions["chengcheng"]
+    server = make_server(app, host=host, port=port, threads=threads)
     gc.collect()
     gc.freeze()  # start-up's objects (the engine's index above all) are never scanned again
     _print_banner(rt, host, port, fake)
@@ -129,12 +141,49 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
 
         scheduler = start_in_process(rt)
     try:
-        waitress_serve(app, host=host, port=port, threads=threads, ident="chengcheng")
+        server.run()
     finally:
         if scheduler:
             scheduler.stop()
         if fake:
             fake.stop()
+
+
+def make_server(app: Flask, *, host: str, port: int, threads: int):
+    """waitress with limits from the settings: bodies near BOT_MAX_BODY (the console upload's
+    limit on its own route only), refused as soon as the headers say so, never spooled to disk;
+    BOT_CONNECTION_LIMIT connections watched with poll(); idle ones closed after
+    BOT_CHANNEL_TIMEOUT."""
+    import copy
+
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+    from waitress.server import create_server
+
+    from console.auth import UPLOAD_ENDPOINTS, UPLOAD_MAX_BYTES
+
+    settings = app.extensions["chengcheng"].settings
+    uploads = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in UPLOAD_ENDPOINTS}
+    server = create_server(
+        app, host=host, port=port, threads=threads, ident="chengcheng",
+        connection_limit=settings.connection_limit, channel_timeout=settings.channel_timeout,
+        cleanup_interval=max(1, int(settings.channel_timeout // 3)), asyncore_use_poll=True,
+        max_request_body_size=UPLOAD_MAX_BYTES + UPLOAD_SLACK_BYTES,
+        max_request_header_size=64 * 1024)
+    small = copy.copy(server.adj)
+    small.max_request_body_size = settings.max_body_bytes + 1  # waitress refuses at >=
+
+    class Parser(HTTPRequestParser):
+        def parse_header(self, header_plus):
+            super().parse_header(header_plus)
+            if self.path not in uploads:
+                self.adj = small  # read by received() right after, for this request only
+
+    class Channel(HTTPChannel):
+        parser_class = Parser
+
+    server.channel_class = Channel
+    return server
 
 
 def _local_fake_wechat(settings: Settings):

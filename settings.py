@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -59,6 +60,8 @@ class Settings:
     wechat_cs_max_messages: int = 5  # WECHAT_CS_MAX_MESSAGES per window
     wechat_api_timeout: float = 5.0  # WECHAT_API_TIMEOUT seconds per outbound call
     wechat_qr_base: str = ""  # WECHAT_QR_BASE: showqrcode host; empty: WeChat's, or the API base
+    wechat_timestamp_tolerance: int = 300  # WECHAT_TIMESTAMP_TOLERANCE: ± seconds a URL lives
+    wechat_compat_mode: bool = False  # WECHAT_COMPAT_MODE: 兼容模式, plaintext POSTs beside AES
 
     # The bot
     data_dir: Path = DEFAULT_DATA_DIR  # BOT_DATA_DIR: the SQLite file lives here
@@ -81,6 +84,8 @@ class Settings:
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
     tappable_suggestions: bool = False  # BOT_TAPPABLE_SUGGESTIONS: weixin://bizmsgmenu links
+    connection_limit: int = 1000  # BOT_CONNECTION_LIMIT: open connections waitress accepts
+    channel_timeout: float = 15  # BOT_CHANNEL_TIMEOUT: seconds an idle connection stays open
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -101,6 +106,7 @@ class Settings:
             "wechat_cs_window_hours": ("WECHAT_CS_WINDOW_HOURS", float),
             "wechat_cs_max_messages": ("WECHAT_CS_MAX_MESSAGES", int),
             "wechat_api_timeout": ("WECHAT_API_TIMEOUT", float),
+            "wechat_timestamp_tolerance": ("WECHAT_TIMESTAMP_TOLERANCE", int),
             "reply_budget": ("BOT_REPLY_BUDGET", float),
             "max_body_bytes": ("BOT_MAX_BODY", int),
             "reply_max_bytes": ("BOT_REPLY_MAX_BYTES", int),
@@ -112,6 +118,8 @@ class Settings:
             "console_idle_minutes": ("BOT_CONSOLE_IDLE", float),
             "checkin_max_wrong": ("BOT_CHECKIN_MAX_WRONG", int),
             "checkin_wrong_window_minutes": ("BOT_CHECKIN_WRONG_WINDOW", float),
+            "connection_limit": ("BOT_CONNECTION_LIMIT", int),
+            "channel_timeout": ("BOT_CHANNEL_TIMEOUT", float),
         }
         for name, key in text.items():
             if key in env:
@@ -128,6 +136,8 @@ class Settings:
             values["reminder_offsets"] = parse_offsets(env["BOT_REMINDER_OFFSETS"])
         if env.get("WECHAT_STABLE_TOKEN", "").strip():
             values["wechat_stable_token"] = _bool(env["WECHAT_STABLE_TOKEN"])
+        if env.get("WECHAT_COMPAT_MODE", "").strip():
+            values["wechat_compat_mode"] = _bool(env["WECHAT_COMPAT_MODE"])
         if env.get("BOT_SIMULATOR", "").strip():
             values["simulator"] = _bool(env["BOT_SIMULATOR"])
         if env.get("BOT_TAPPABLE_SUGGESTIONS", "").strip():
@@ -143,6 +153,10 @@ class Settings:
             raise SettingsError(f"BOT_TIMEZONE 无效：{self.timezone!r}") from exc
         if self.wechat_aes_key and len(self.wechat_aes_key) != 43:
             raise SettingsError("WECHAT_AES_KEY 必须是 43 个字符（公众号后台的 EncodingAESKey）")
+        if self.wechat_timestamp_tolerance < 1:
+            raise SettingsError("WECHAT_TIMESTAMP_TOLERANCE 必须是正整数（秒）")
+        if self.connection_limit < 1 or self.channel_timeout <= 0:
+            raise SettingsError("BOT_CONNECTION_LIMIT 与 BOT_CHANNEL_TIMEOUT 必须大于 0")
         if self.fake_now:
             self.fixed_now()
         if self.checkin_max_wrong < 1 or self.checkin_wrong_window_minutes <= 0:
@@ -163,8 +177,9 @@ class Settings:
         return DEFAULT_QR_BASE if self.wechat_api_base == DEFAULT_API_BASE \
             else self.wechat_api_base
 
-    @property
+    @cached_property
     def db_path(self) -> Path:
+        """BOT_DATA_DIR/bot.db (worked out once: every database access asks for it)."""
         return Path(self.data_dir) / "bot.db"
 
     @property

@@ -1,12 +1,14 @@
 """Many members sign up for one small activity at the same moment, through the real webhook.
 
     .venv/bin/python bench/signup_load.py [--members 200] [--capacity 30] [--processes 3]
-                                          [--unguarded]
+                                          [--unguarded] [--no-baseline]
 
 --processes 0 runs one waitress server in this process (--unguarded switches the sign-up
 guard off there: the negative control, which must oversell); N > 0 starts N real
 `bot.py serve` processes on the same SQLite file. Prints requests, confirmed, waitlisted,
-errors and reply times. tests/test_signup_concurrency.py drives the same functions.
+errors and reply times, and first the same burst against the bare Flask app of
+bench/webhook_load.py served the same way (the baseline). tests/test_signup_concurrency.py
+drives the same functions.
 """
 from __future__ import annotations
 
@@ -230,6 +232,42 @@ def prepare(db, now: datetime, tz, members_count: int, capacity: int,
     return activity_id, openids
 
 
+def baseline(token: str, openids: list[str], own_process: bool) -> str:
+    """The same burst against the bare Flask app (bench/webhook_load.py), served the same way."""
+    from bench.webhook_load import echo_app
+
+    proc = server = None
+    if own_process:
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "webhook_load.py"),
+                                 "--serve-echo", str(port), "--threads", "16"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    else:
+        server = ThreadedServer(echo_app()).__enter__()
+        url = server.url
+    try:
+        figures = hammer([url], token, openids, "报名 进博会青年突击队集训")
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=10)
+        if server:
+            server.__exit__(None, None, None)
+    times = [o.seconds for o in figures.outcomes] or [0.0]
+    failed = sum(o.status != 200 for o in figures.outcomes)
+    return (f"requests={figures.requests} non-200={failed} "
+            f"p50={statistics.median(times) * 1000:.0f}ms "
+            f"p99={figures.percentile(99) * 1000:.0f}ms max={max(times) * 1000:.0f}ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=200)
@@ -237,6 +275,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0)
     parser.add_argument("--unguarded", action="store_true",
                         help="negative control: switch the sign-up guard off (in-process only)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the same burst against the bare Flask app")
     args = parser.parse_args()
     import logging
 
@@ -258,6 +298,9 @@ def main() -> None:
         rt = app.extensions["chengcheng"]
         activity_id, openids = prepare(rt.db(), rt.clock.now(), settings.tz, args.members,
                                        args.capacity)
+        if not args.no_baseline:
+            print(f"[bare Flask app, {'1 process' if args.processes else 'threads'}] "
+                  + baseline(token, openids, bool(args.processes)))
         servers, server = [], None
         if args.processes:
             servers = start_servers(args.processes, Path(tmp), token)

@@ -1,16 +1,27 @@
-"""Connections and transactions: WAL, a busy timeout, one connection per thread, BEGIN IMMEDIATE."""
+"""Connections and transactions: WAL, a busy timeout, one connection per thread, BEGIN IMMEDIATE,
+and one write lock per database file for this process's threads."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from sqlite_utils import Database
 
 BUSY_TIMEOUT_SECONDS = 15
+HEALTH_BUSY_MS = 1000  # /healthz waits this long for the write lock, not the full busy timeout
 _local = threading.local()
+_resolved: dict[str, str] = {}
+_write_locks: dict[str, threading.RLock] = {}  # one per database file, shared by its connections
+_keys_lock = threading.Lock()
+
+
+class BudgetSpent(sqlite3.OperationalError):
+    """A wait for the write lock would have run past the caller's deadline (see `within`)."""
 
 
 def connect(path: str | Path) -> Database:
@@ -28,12 +39,23 @@ def connect(path: str | Path) -> Database:
     if db.journal_mode != "wal":
         db.enable_wal()
     conn.execute("PRAGMA synchronous = NORMAL")
+    with _keys_lock:
+        db.write_lock = _write_locks.setdefault(_key(path), threading.RLock())
     return db
+
+
+def _key(path: str | Path) -> str:
+    """The file's resolved path, worked out once per spelling (resolving costs a syscall each)."""
+    raw = str(path)
+    key = _resolved.get(raw)
+    if key is None:
+        key = _resolved[raw] = str(Path(raw).resolve())
+    return key
 
 
 def open_db(path: str | Path) -> Database:
     """This thread's connection to `path`, opened on first use and kept for the thread's life."""
-    key = str(Path(path).resolve())
+    key = _key(path)
     cache = getattr(_local, "dbs", None)
     if cache is None:
         cache = _local.dbs = {}
@@ -41,6 +63,43 @@ def open_db(path: str | Path) -> Database:
     if db is None:
         db = cache[key] = connect(path)
     return db
+
+
+@contextlib.contextmanager
+def within(db: Database, deadline: float) -> Iterator[None]:
+    """Waits for the write lock in this thread end at `deadline` (time.monotonic()): a
+    request answered in its own thread must not wait past its reply budget. Raises
+    BudgetSpent where this process's lock would be waited for past it (`spent()` tells
+    afterwards); another process's lock fails as "database is locked" then."""
+    _local.deadline, _local.spent = deadline, False
+    remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    db.conn.execute(f"PRAGMA busy_timeout = {min(remaining_ms, BUSY_TIMEOUT_SECONDS * 1000)}")
+    try:
+        yield
+    finally:
+        _local.deadline = None
+        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+
+
+def spent() -> bool:
+    """Whether a wait in the last `within()` block ran out of time."""
+    return getattr(_local, "spent", False)
+
+
+def _wait(wait: float) -> float:
+    deadline = getattr(_local, "deadline", None)
+    return wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic()))
+
+
+def _acquire(db: Database, wait: float):
+    """This process's write lock for the file, or None; raises when it cannot be had in time."""
+    lock = getattr(db, "write_lock", None)
+    if lock is not None and not lock.acquire(timeout=_wait(wait)):
+        if getattr(_local, "deadline", None) is not None:
+            _local.spent = True
+            raise BudgetSpent("reply budget spent waiting for the database")
+        raise sqlite3.OperationalError("database is locked (waited for this process's writers)")
+    return lock
 
 
 def close_thread_connections() -> None:
@@ -51,23 +110,73 @@ def close_thread_connections() -> None:
 
 
 @contextlib.contextmanager
-def immediate(db: Database) -> Iterator[Database]:
+def serialized(db: Database, wait: float = BUSY_TIMEOUT_SECONDS) -> Iterator[Database]:
+    """Single-statement writes (each its own transaction) queued on this process's write lock,
+    as `immediate()` queues: cheaper than BEGIN … COMMIT around one statement."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    lock = _acquire(db, wait)
+    try:
+        yield db
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@contextlib.contextmanager
+def immediate(db: Database, wait: float = BUSY_TIMEOUT_SECONDS) -> Iterator[Database]:
     """A write transaction that takes the write lock up front.
 
     With a deferred BEGIN, a read-then-write can fail half-way with "database is locked";
-    BEGIN IMMEDIATE waits (busy timeout) for the lock before reading instead.
+    BEGIN IMMEDIATE waits (busy timeout) for the lock before reading instead. Threads of
+    this process first queue on one Python lock per file: SQLite's busy handler sleeps
+    1, 2, 5, 10 … ms between tries, which under a rush costs far more than the writes.
     Nested use joins the outer transaction through a savepoint.
     """
     if db.conn.in_transaction:
         with db.atomic():
             yield db
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    lock = _acquire(db, wait)
     try:
-        yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
-    else:
-        db.conn.execute("COMMIT")
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:  # a failed COMMIT (disk full) leaves it open too
+                with contextlib.suppress(sqlite3.Error):
+                    db.conn.execute("ROLLBACK")
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def check_writable(db: Database, data_dir: str | Path) -> str | None:
+    """None when a file can be made in `data_dir` and a row committed; else what failed.
+
+    A full disk, a read-only folder or database, or a lock held too long all show here."""
+    probe = Path(data_dir) / f".healthz-{os.getpid()}-{threading.get_ident()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"data folder not writable: {exc.strerror or exc}"
+    db.conn.execute(f"PRAGMA busy_timeout = {HEALTH_BUSY_MS}")
+    try:
+        with immediate(db, wait=HEALTH_BUSY_MS / 1000):
+            db.execute("INSERT INTO kv(key, value, updated_at) VALUES ('healthz', ?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       [str(time.time()), time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())])
+    except sqlite3.Error as exc:
+        return f"database not writable: {exc}"
+    finally:
+        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+    return None

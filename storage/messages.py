@@ -2,24 +2,84 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime
 
 from sqlite_utils import Database
 
 from clock import to_db
+from storage.db import serialized
+
+
+
+class ReplayedNonce(Exception):
+    """A signed URL's (timestamp, nonce) already used by another message: a replayed URL."""
 
 
 def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
-          event: str | None, content: str | None, now: datetime) -> bool:
-    """Insert the message as 'processing'. False if WeChat already delivered it (a retry)."""
-    try:
-        db.execute(
-            "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, 'processing', ?)",
-            [dedupe_key, msg_id, openid, type, event, content, to_db(now)])
-        return True
-    except sqlite3.IntegrityError:
-        return False
+          event: str | None, content: str | None, now: datetime, holder: str | None = None,
+          wall: float | None = None, signed: tuple[str, str] | None = None) -> bool:
+    """Insert the message as 'processing', held by `holder` since `wall` (epoch seconds).
+
+    False if WeChat already delivered it (a retry). `signed` is the URL's (timestamp, nonce):
+    raises ReplayedNonce, recording nothing, when another message came with it. Raises
+    sqlite3.OperationalError when the database cannot be written (nothing recorded either)."""
+    signed_at, nonce = signed or (None, None)
+    with serialized(db):
+        try:
+            db.conn.execute(
+                "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
+                "created_at, claimed_by, claimed_at, signed_at, nonce) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?, ?, ?)",
+                [dedupe_key, msg_id, openid, type, event, content, to_db(now), holder,
+                 time.time() if wall is None else wall, signed_at, nonce])
+            return True
+        except sqlite3.IntegrityError:
+            if db.conn.execute("SELECT 1 FROM messages WHERE dedupe_key = ?",
+                               [dedupe_key]).fetchone():
+                return False  # WeChat's retry (with this URL or a new one)
+            raise ReplayedNonce(signed_at) from None
+
+
+def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
+              holder: str, wall: float | None = None) -> bool:
+    """Claim a message whose first run is dead; False if another run got there first."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'processing', claimed_by = ?, claimed_at = ?, "
+            "reply = NULL WHERE dedupe_key = ? AND status = ? AND claimed_by IS ?",
+            [holder, time.time() if wall is None else wall, dedupe_key, old_status, old_holder])
+        return cursor.rowcount == 1
+
+
+def unfinished(db: Database) -> list[dict]:
+    """Messages whose run has not ended: still processing, or deferred with no answer yet."""
+    return list(db.query(
+        "SELECT dedupe_key, msg_id, openid, type, event, content, status, claimed_by, "
+        "claimed_at, created_at FROM messages "
+        "WHERE status IN ('processing', 'deferred') AND final_reply IS NULL"))
+
+
+def resume(db: Database, dedupe_key: str, *, old_holder: str | None, holder: str) -> bool:
+    """Take over a deferred message (its member was told "正在处理") to answer it by push;
+    False if another process got there first."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET claimed_by = ?, claimed_at = ? WHERE dedupe_key = ? "
+            "AND status = 'deferred' AND claimed_by IS ? AND final_reply IS NULL",
+            [holder, time.time(), dedupe_key, old_holder])
+        return cursor.rowcount == 1
+
+
+def settle(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
+           now: datetime) -> bool:
+    """Mark a dead run's message 'failed' (a retry of it runs again); False if it moved on."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'failed', finished_at = ? WHERE dedupe_key = ? "
+            "AND status = ? AND claimed_by IS ? AND final_reply IS NULL",
+            [to_db(now), dedupe_key, old_status, old_holder])
+        return cursor.rowcount == 1
 
 
 def get(db: Database, dedupe_key: str) -> dict | None:
@@ -27,14 +87,31 @@ def get(db: Database, dedupe_key: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def finish(db: Database, dedupe_key: str, *, reply: str, handler: str | None,
+def finish(db: Database, dedupe_key: str, *, reply: str | None, handler: str | None,
            topic: str | None, answered: bool | None, status: str, latency_ms: int,
-           now: datetime) -> None:
-    db.execute(
-        "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
-        "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?",
-        [reply, handler, topic, None if answered is None else int(answered), status,
-         latency_ms, to_db(now), dedupe_key])
+           now: datetime, holder: str | None = None) -> bool:
+    """Record the reply (status 'done', or 'deferred' with the "正在处理" words).
+
+    With `holder`, only while that run still holds the message as 'processing'; False when
+    a retry has meanwhile promised the member a pushed answer (see `defer`)."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET reply = ?, handler = ?, topic = ?, answered = ?, status = ?, "
+            "latency_ms = ?, finished_at = ? WHERE dedupe_key = ?"
+            + (" AND status = 'processing' AND claimed_by = ?" if holder else ""),
+            [reply, handler, topic, None if answered is None else int(answered), status,
+             latency_ms, to_db(now), dedupe_key] + ([holder] if holder else []))
+        return cursor.rowcount == 1
+
+
+def defer(db: Database, dedupe_key: str, *, holder: str | None, reply: str) -> bool:
+    """A retry answers "正在处理" for a live run still going: mark the message 'deferred' so
+    that run pushes its answer. False if the run finished first."""
+    with serialized(db):
+        cursor = db.conn.execute(
+            "UPDATE messages SET status = 'deferred', reply = ? WHERE dedupe_key = ? "
+            "AND status = 'processing' AND claimed_by IS ?", [reply, dedupe_key, holder])
+        return cursor.rowcount == 1
 
 
 def finish_late(db: Database, dedupe_key: str, *, final_reply: str, handler: str | None,

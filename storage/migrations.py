@@ -152,6 +152,21 @@ def m063_certificates(db: Database) -> None:
     db["certificates"].create_index(["number"], unique=True)
 
 
+@migrations()
+def m030_message_claims(db: Database) -> None:
+    # Which process runs a message and since when (wall-clock seconds), so a retry or a restart
+    # can tell a dead run from a slow one; and the signed URL's (timestamp, nonce), which one
+    # message only may use: a logged URL replayed with another body is refused.
+    db["messages"].add_column("claimed_by", str)
+    db["messages"].add_column("claimed_at", float)
+    db["messages"].add_column("signed_at", str)
+    db["messages"].add_column("nonce", str)
+    db.execute("CREATE INDEX messages_open ON messages(status) "
+               "WHERE status IN ('processing', 'deferred')")
+    db.execute("CREATE UNIQUE INDEX messages_signed ON messages(signed_at, nonce) "
+               "WHERE nonce IS NOT NULL")
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

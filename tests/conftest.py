@@ -41,7 +41,8 @@ def fake_api():
 def settings(tmp_path, fake_api) -> Settings:
     return Settings(wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
                     wechat_secret=SECRET, wechat_api_base=fake_api.url,
-                    data_dir=tmp_path / "data", fake_now="2026-11-21 10:00").validated()
+                    data_dir=tmp_path / "data", fake_now="2026-11-21 10:00",
+                    wechat_compat_mode=True).validated()  # the `wechat` fixture posts plaintext
 
 
 @pytest.fixture

@@ -263,8 +263,10 @@ WECHAT_SAMPLE_ENCRYPT = (
 
 @pytest.fixture
 def sample_app(make_app):
+    # WeChat's sample was signed in 2014: only a tolerance reaching back that far accepts it
     return make_app(wechat_token="spamtest", wechat_aes_key=AES_KEY,
-                    wechat_appid="wx2c2769f8efd9abc2")
+                    wechat_appid="wx2c2769f8efd9abc2",
+                    wechat_timestamp_tolerance=int(time.time()) - 1409735669 + 3600)
 
 
 def test_wechat_documented_safe_mode_sample_decrypts_and_is_answered(sample_app):
@@ -321,6 +323,15 @@ def test_safe_mode_for_another_appid_is_400(app, wechat_aes, db):
 
 # --- a real server on a loopback port ----------------------------------------------------------
 
+@pytest.fixture
+def live_server(app):
+    """Waitress in a thread of this process, stopped loop-first (no poll on a closed socket)."""
+    from bench.signup_load import ThreadedServer
+
+    with ThreadedServer(app) as server:
+        yield server
+
+
 def test_real_server_on_loopback(live_server):
     client = WeChatClient(TOKEN, url=live_server.url)
     assert client.text("oMember001", "帮助").text.startswith("我是诚城青年助手")
@@ -330,3 +341,396 @@ def test_real_server_on_loopback(live_server):
     bad = requests.post(live_server.url + "/wechat", params=client.signed_query(),
                         data=b"<xml", timeout=5)
     assert bad.status_code == 400
+
+
+# --- replayed and stale signatures (issue 10, item 2) ------------------------------------------
+
+def signed(timestamp: str, nonce: str = "12345") -> dict:
+    return {"signature": crypto.signature(TOKEN, timestamp, nonce), "timestamp": timestamp,
+            "nonce": nonce}
+
+
+@pytest.mark.parametrize("timestamp", [
+    -330, +330, "946684800", "abc", "1e9", "-5", "１７００００００００",
+])
+def test_timestamps_outside_the_tolerance_are_403_for_get_and_post(app, db, timestamp):
+    if isinstance(timestamp, int):  # seconds from now
+        timestamp = str(int(time.time()) + timestamp)
+    client = app.test_client()
+    get = client.get("/wechat", query_string={**signed(timestamp), "echostr": "e"})
+    post = client.post("/wechat", query_string=signed(timestamp),
+                       data=text_xml("oMember001", "帮助").encode(), content_type="text/xml")
+    assert (get.status_code, post.status_code) == (403, 403)
+    assert count(db, "messages") == 0
+
+
+def test_url_verification_works_within_the_tolerance(app):
+    near = str(int(time.time()) - 290)
+    resp = app.test_client().get("/wechat", query_string={**signed(near), "echostr": "ok42"})
+    assert resp.status_code == 200 and resp.get_data(as_text=True) == "ok42"
+
+
+def test_tolerance_is_measured_on_the_real_clock_not_bot_fake_now(app, rt):
+    assert abs(rt.clock.now().timestamp() - time.time()) > 3600  # the fixture's BOT_FAKE_NOW
+    fake = str(int(rt.clock.now().timestamp()))
+    assert app.test_client().get("/wechat", query_string={**signed(fake), "echostr": "e"}) \
+        .status_code == 403
+    real = str(int(time.time()))
+    assert app.test_client().get("/wechat", query_string={**signed(real), "echostr": "e"}) \
+        .status_code == 200
+
+
+def test_tolerance_is_a_setting(make_app):
+    app = make_app(wechat_timestamp_tolerance=30)
+    old = str(int(time.time()) - 60)
+    assert app.test_client().get("/wechat", query_string={**signed(old), "echostr": "e"}) \
+        .status_code == 403
+
+
+def test_a_signed_url_replayed_with_another_body_is_403_but_wechats_retry_works(app, db):
+    query = signed(str(int(time.time())), "777001")
+    client = app.test_client()
+    genuine = text_xml("oMember001", "帮助", msg_id=55501).encode()
+    first = client.post("/wechat", query_string=query, data=genuine, content_type="text/xml")
+    assert first.status_code == 200
+    forged = text_xml("oOrganiser1", "通知 全体成员 明天停课", msg_id=55502).encode()
+    replay = client.post("/wechat", query_string=query, data=forged, content_type="text/xml")
+    assert replay.status_code == 403
+    assert messages.get(db, "msg:55502") is None and count(db, "messages") == 1
+    retry = client.post("/wechat", query_string=query, data=genuine, content_type="text/xml")
+    assert retry.status_code == 200 and retry.data == first.data
+
+
+def test_with_an_aes_key_plaintext_posts_are_403_unless_compat_mode(make_app):
+    strict = make_app(wechat_compat_mode=False)
+    db = strict.extensions["chengcheng"].db()
+    plain = WeChatClient(TOKEN, app=strict).text("oMember001", "帮助")
+    assert plain.status == 403 and count(db, "messages") == 0
+    aes = WeChatClient(TOKEN, app=strict, aes_key=AES_KEY, appid=APPID)
+    assert "诚城青年助手" in aes.text("oMember001", "帮助").text
+    # encrypt_type=aes but no msg_signature: still 403
+    query = {k: v for k, v in aes.signed_query(encrypted="x").items() if k != "msg_signature"}
+    resp = strict.test_client().post("/wechat", query_string=query,
+                                     data=b"<xml><Encrypt>x</Encrypt></xml>")
+    assert resp.status_code == 403
+    compat = make_app(wechat_compat_mode=True)
+    assert WeChatClient(TOKEN, app=compat).text("oMember001", "帮助").status == 200
+
+
+def test_compat_mode_is_read_from_the_environment():
+    from settings import Settings
+
+    assert Settings.from_env({}).wechat_compat_mode is False
+    assert Settings.from_env({"WECHAT_COMPAT_MODE": "1"}).wechat_compat_mode is True
+    assert Settings.from_env({"WECHAT_TIMESTAMP_TOLERANCE": "60"}).wechat_timestamp_tolerance == 60
+
+
+# --- replies and failures (issue 10, items 1 and 11) ----------------------------------------------
+
+def test_cdata_terminator_in_echoed_text_keeps_the_reply_xml_valid(rt, wechat):
+    def echo(msg, ctx):
+        return Reply(f"你说的是：{msg.text[3:]}") if msg.text.startswith("复读 ") else None
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(echo, "test.echo"))
+    result = wechat.text("oMember001", "复读 a]]><b>&c")
+    assert result.status == 200
+    assert result.text == "你说的是：a]]><b>&c"
+
+
+def _readonly(db, on: bool) -> None:
+    db.execute(f"PRAGMA query_only = {int(on)}")
+
+
+def test_healthz_checks_that_it_can_write(app, db):
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    _readonly(db, True)  # the same connection the request uses (test client: this thread)
+    try:
+        resp = client.get("/healthz")
+    finally:
+        _readonly(db, False)
+    assert resp.status_code == 503 and resp.get_json()["status"] == "error"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_is_503_while_the_database_is_locked(app, settings):
+    from storage import connect
+
+    other = connect(settings.db_path)
+    other.conn.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        resp = app.test_client().get("/healthz")
+        assert resp.status_code == 503 and time.monotonic() - t0 < 5
+    finally:
+        other.conn.execute("ROLLBACK")
+        other.close()
+
+
+def test_unwritable_database_is_503_and_nothing_is_recorded(app, db, wechat):
+    _readonly(db, True)
+    try:
+        result = wechat.text("oMember001", "帮助", msg_id=66601)
+    finally:
+        _readonly(db, False)
+    assert result.status == 503 and "Traceback" not in result.body
+    assert count(db, "messages") == 0
+    again = wechat.text("oMember001", "帮助", msg_id=66601)  # WeChat's retry
+    assert again.status == 200 and "诚城青年助手" in again.text
+
+
+def test_write_failing_after_a_sign_up_is_503_and_the_retry_tells_the_truth(app, rt, db, wechat,
+                                                                            monkeypatch):
+    from activities import service
+    from bench.signup_load import prepare
+
+    activity_id, [openid] = prepare(db, rt.clock.now(), rt.settings.tz, 1, 5)
+    dispatch = rt.router.dispatch
+
+    def then_disk_fails(msg, ctx):
+        reply = dispatch(msg, ctx)  # the sign-up is saved (its own connection, committed)
+        _readonly(db, True)  # ...and the request's next write, recording the reply, fails
+        return reply
+
+    monkeypatch.setattr(rt.router, "dispatch", then_disk_fails)
+    try:
+        first = wechat.text(openid, "报名 进博会青年突击队集训", msg_id=66602)
+    finally:
+        _readonly(db, False)
+        monkeypatch.setattr(rt.router, "dispatch", dispatch)
+    assert first.status == 503
+    assert [r["status"] for r in service.signup_list(db, activity_id)] == ["confirmed"]
+    t0 = time.monotonic()
+    retry = wechat.text(openid, "报名 进博会青年突击队集训", msg_id=66602)
+    assert time.monotonic() - t0 < 1
+    assert retry.status == 200 and "已确认" in retry.text
+    row = messages.get(db, "msg:66602")
+    assert row["status"] == "done" and row["reply"] == retry.text
+    assert len(service.signup_list(db, activity_id)) == 1
+
+
+def _dead_process_holder() -> str:
+    """A holder as a process that has since exited would have written it."""
+    import subprocess
+    import sys
+
+    from storage import claims
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    started = claims._start_time(child.pid)
+    child.kill()
+    child.wait()
+    host, ns, boot = claims.this_process().split(":")[:3]
+    return f"{host}:{ns}:{boot}:{child.pid}:{started}:deadbeef"
+
+
+def test_retry_of_a_message_whose_process_died_runs_it_again(wechat, db, rt):
+    holder = _dead_process_holder()
+    db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, status, "
+               "created_at, claimed_by, claimed_at) VALUES ('msg:66603', '66603', 'oMember001', "
+               "'text', '帮助', 'processing', '2026-11-21T02:00:00Z', ?, ?)",
+               [holder, time.time()])
+    t0 = time.monotonic()
+    retry = wechat.text("oMember001", "帮助", msg_id=66603)
+    assert time.monotonic() - t0 < 1
+    assert retry.status == 200 and "诚城青年助手" in retry.text
+    assert messages.get(db, "msg:66603")["status"] == "done"
+
+
+def test_a_live_first_run_is_never_taken_over(app, rt, db):
+    """A retry while the first run lives waits for it, even past the budget's margin."""
+    from storage import claims
+
+    holder = claims.begin()
+    try:
+        db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, status, "
+                   "created_at, claimed_by, claimed_at) VALUES ('msg:66604', '66604', "
+                   "'oMember001', 'text', '帮助', 'deferred', '2026-11-21T02:00:00Z', ?, ?)",
+                   [holder, time.time() - 60])
+        db.execute("UPDATE messages SET reply = ? WHERE dedupe_key = 'msg:66604'",
+                   [words.PROCESSING])
+        retry = WeChatClient(TOKEN, app=app).text("oMember001", "帮助", msg_id=66604)
+        assert retry.text == words.PROCESSING  # the live run pushes its answer
+    finally:
+        claims.end(holder)
+    retry = WeChatClient(TOKEN, app=app).text("oMember001", "帮助", msg_id=66604)
+    assert "诚城青年助手" in retry.text  # its run ended without queuing an answer: run again
+
+
+def test_rows_left_by_a_dead_process_are_settled_at_start(rt, db):
+    from handlers import pipeline
+
+    holder = _dead_process_holder()
+    for n, status in enumerate(["processing", "deferred"]):
+        db.execute("INSERT INTO messages(dedupe_key, openid, type, status, created_at, "
+                   "claimed_by, claimed_at) VALUES (?, 'oMember001', 'text', ?, "
+                   "'2026-11-21T02:00:00Z', ?, ?)", [f"msg:7770{n}", status, holder, time.time()])
+    assert pipeline.settle_dead(rt) == 2
+    assert messages.unfinished(db) == []
+    assert {messages.get(db, k)["status"] for k in ("msg:77700", "msg:77701")} == {"failed"}
+
+
+# --- connections and body limits of `bot.py serve` (issue 10, item 4) ---------------------------
+
+@pytest.fixture
+def served(tmp_path):
+    """A real `python bot.py serve` process on loopback."""
+    from bench.signup_load import start_servers, stop_servers
+
+    (tmp_path / "served").mkdir()
+    servers = start_servers(1, tmp_path / "served", TOKEN)
+    yield servers[0][1]
+    stop_servers(servers)
+
+
+def _raw(url: str, head: str, body: bytes = b"", timeout: float = 3) -> bytes:
+    import socket
+
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.encode() + body)
+        return sock.recv(200)
+
+
+def test_200_idle_connections_do_not_stop_the_webhook(served):
+    import socket
+
+    host, port = served.rsplit("/", 1)[-1].split(":")
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(200)]
+    try:
+        time.sleep(0.3)  # the server has accepted (or refused to accept) them all
+        client = WeChatClient(TOKEN, url=served, timeout=3)
+        t0 = time.monotonic()
+        result = client.text("oMember001", "帮助")
+        assert result.status == 200 and "诚城青年助手" in result.text
+        assert time.monotonic() - t0 < 1
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_huge_bodies_are_refused_from_the_headers_and_uploads_keep_their_limit(served):
+    query = "/wechat?signature=x&timestamp=1&nonce=1"
+    huge = _raw(served, f"POST {query} HTTP/1.1\r\nHost: x\r\nContent-Length: 400000000\r\n\r\n")
+    assert huge.startswith(b"HTTP/1.1 413")  # answered before a byte of the body was sent
+    chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
+    chunked = _raw(served, f"POST {query} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                           "\r\n\r\n", chunk * 4)
+    assert chunked.startswith(b"HTTP/1.1 413")
+    upload = _raw(served, "POST /admin/knowledge/upload HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Length: 1000000\r\nConnection: close\r\n\r\n", b"a" * 1000000)
+    assert upload.startswith(b"HTTP/1.1 ") and not upload.startswith(b"HTTP/1.1 413")
+
+
+# --- the fast path: no thread hand-off while answers are fast (issue 11) ----------------------
+
+def _record_threads(rt, seen: list):
+    def where(msg, ctx):
+        if msg.text != "线程":
+            return None
+        seen.append(threading.current_thread())
+        return Reply("ok")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(where, "test.where"))
+
+
+def test_fast_answers_run_in_the_request_thread_once_handlers_prove_fast(rt, wechat):
+    from handlers import pipeline
+
+    seen: list = []
+    _record_threads(rt, seen)
+    assert wechat.text("oMember001", "线程").text == "ok"
+    assert seen[-1] is not threading.current_thread()  # a new app hands off to a worker
+    for _ in range(pipeline.INLINE_AFTER):
+        wechat.text("oMember001", "帮助")
+    assert wechat.text("oMember001", "线程").text == "ok"
+    assert seen[-1] is threading.current_thread()  # the test client's request thread
+
+
+def test_fast_path_waiting_past_the_budget_for_the_database_is_503_then_retried(make_app):
+    from handlers import pipeline
+    from storage import immediate
+
+    app = make_app(reply_budget=0.5)
+    rt = app.extensions["chengcheng"]
+    pipeline._pace(rt).streak = pipeline.INLINE_AFTER
+    db = rt.db()
+    take, held, release = threading.Event(), threading.Event(), threading.Event()
+
+    def writer_elsewhere():  # another thread of this process holds the write lock for long
+        take.wait(5)
+        with db.write_lock:
+            held.set()
+            release.wait(5)
+
+    def writes(msg, ctx):
+        if msg.text != "写":
+            return None
+        if not release.is_set():
+            take.set()
+            held.wait(5)
+        with immediate(ctx.db):
+            ctx.db.execute("UPDATE members SET name = name WHERE openid = ?", [msg.openid])
+        return Reply("写好了")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(writes, "test.writes"))
+    other = threading.Thread(target=writer_elsewhere)
+    other.start()
+    client = WeChatClient(TOKEN, app=app)
+    try:
+        t0 = time.monotonic()
+        first = client.text("oMember001", "写", msg_id=66701)
+        assert first.status == 503 and time.monotonic() - t0 < 1.5
+    finally:
+        release.set()
+        other.join()
+    retry = client.text("oMember001", "写", msg_id=66701)
+    assert retry.status == 200 and retry.text == "写好了"
+    assert messages.get(db, "msg:66701")["status"] == "done"
+
+
+def test_a_retry_that_says_processing_makes_a_slow_fast_path_run_push(make_app, fake_api):
+    from handlers import pipeline
+
+    app = make_app(reply_budget=0.3)
+    rt = app.extensions["chengcheng"]
+    pipeline._pace(rt).streak = pipeline.INLINE_AFTER
+
+    def slow(msg, ctx):
+        if msg.text != "慢":
+            return None
+        time.sleep(0.8)
+        return Reply("慢慢的完整答复")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow, "test.slow"))
+    xml = text_xml("oMember001", "慢", msg_id=66702)
+    first = []
+    run = threading.Thread(target=lambda: first.append(WeChatClient(TOKEN, app=app).post_xml(xml)))
+    run.start()
+    time.sleep(0.1)
+    retry = WeChatClient(TOKEN, app=app).post_xml(xml)  # WeChat gave up on the first
+    assert retry.text == words.PROCESSING
+    run.join()
+    db = rt.db()
+    assert messages.get(db, "msg:66702")["final_reply"] == "慢慢的完整答复"
+    dispatch_all(rt)
+    assert [m["content"] for m in fake_api.inbox("oMember001")] == ["慢慢的完整答复"]
+
+
+def test_a_dead_processs_promised_answer_is_pushed_after_the_restart(make_app, fake_api):
+    """The member was told "正在处理" and the process died before answering: the next start
+    answers it by push, as promised."""
+    app = make_app()
+    db = app.extensions["chengcheng"].db()
+    db.execute("INSERT INTO messages(dedupe_key, msg_id, openid, type, content, reply, status, "
+               "created_at, claimed_by, claimed_at) VALUES ('msg:66801', '66801', 'oMember001', "
+               "'text', '帮助', ?, 'deferred', '2026-11-21T02:00:00Z', ?, ?)",
+               [words.PROCESSING, _dead_process_holder(), time.time()])
+    restarted = make_app()  # create_app settles what dead processes left
+    rt = restarted.extensions["chengcheng"]
+    rt.executor.shutdown(wait=True)
+    row = messages.get(db, "msg:66801")
+    assert "诚城青年助手" in row["final_reply"]
+    assert deliveries.get(db, "reply:msg:66801")["text"] == row["final_reply"]
+    dispatch_all(rt)
+    assert [m["content"] for m in fake_api.inbox("oMember001")] == [row["final_reply"]]
