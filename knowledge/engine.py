@@ -22,7 +22,8 @@ from rapidfuzz import fuzz, process
 from knowledge import facets
 from knowledge.common_chars import COMMON
 from knowledge.data import (DATA_DIR, Entry, KnowledgeDataError, Source, data_files,
-                            entry_from_dict, load_entries, load_sources, load_synonyms)
+                            entry_from_dict, load_alliance, load_entries, load_sources,
+                            load_synonyms)
 from knowledge.index import BM25Index, terms
 from knowledge.normalize import Normalizer
 from knowledge.spelling import Speller
@@ -48,6 +49,13 @@ _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计�
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
 _MEMBERSHIP = re.compile(r"哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
                          r"加入哪个|是哪个组|哪几家一组|一组|同一组|一个组")
+_GROUP_ATTRIBUTES = {
+    "lead": re.compile(r"牵头|领头|带头|组长单位|负责单位|哪个区负责|谁负责"),
+    "members": re.compile(r"成员单位|成员有|哪些单位|哪几个单位|哪几个区|哪几家|包括哪|都有谁|有哪些区"),
+    "advisors": re.compile(r"指导员|哪个处指导|哪些处室"),
+    "focus": re.compile(r"重点对象|面向|什么人|哪类青年|哪些青年|对象是"),
+    "content": re.compile(r"主要内容|干什么的|做什么的|干啥的|是干嘛|搞什么活动|干些什么"),
+}
 _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然后|还有|另外|我想问一下|想问一下|想问问|想问下|请问|"
                      r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
@@ -109,7 +117,8 @@ class Corpus:
     """One immutable build of everything searchable; swapped whole on reload."""
 
     def __init__(self, entries: list[Entry], sources: dict[str, Source],
-                 normalizer: Normalizer, passages: list[dict]):
+                 normalizer: Normalizer, passages: list[dict],
+                 groups: dict[str, list[str]] | None = None):
         self.entries = entries
         self.by_id = {e.id: e for e in entries}
         self.sources = sources
@@ -147,6 +156,10 @@ class Corpus:
                                    if e.id.endswith("-lead") and e.origin == "alliance"})
         self.passages = passages
         self._queries: dict[str, str] = {}  # one answer normalises the message several times
+        # the alliance's groups by every name members use (法治专研, 法治组 …), longest first
+        self.group_names_by_key = {key: sorted({normalizer.normalize(n, fillers=False)
+                                                for n in names if n}, key=len, reverse=True)
+                                   for key, names in (groups or {}).items()}
         self.unit_shorts = sorted({e.keywords[0] for e in entries
                                    if e.id.startswith("alliance-unit-") and e.keywords})
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
@@ -197,8 +210,10 @@ class Engine:
         passages: list[dict] = []
         if self._db is not None:
             entries, passages = self._merge_database(entries)
+        groups = {g["key"]: [g["name"], *(g.get("aliases") or [])]
+                  for g in load_alliance(self.data_dir).get("groups") or [] if g.get("key")}
         corpus = Corpus(entries, load_sources(self.data_dir),
-                        Normalizer(load_synonyms(self.data_dir)), passages)
+                        Normalizer(load_synonyms(self.data_dir)), passages, groups)
         if version == 0:
             _FILES_ONLY[self.data_dir] = (files, corpus)
         self._stamp = stamp
@@ -329,7 +344,7 @@ class Engine:
                               candidates=exact_candidates)
             return Answer(None, None, 1.0, False, "choose", candidates=exact_candidates,
                           suggestions=[(e.id, e.question) for e in entries[:3]])
-        unit = self._unit_membership(c.query(question))
+        unit = self._unit_membership(c.query(question)) or self._group_attribute(c.query(question))
         if unit is not None:
             return Answer(self.format(unit), unit.id, 1.0, True, "entry",
                           candidates=[Candidate(unit, similarity=1.0, coverage=1.0, confidence=1.0,
@@ -373,6 +388,19 @@ class Engine:
         if len(units) != 1:
             return None
         return c.by_id.get(f"alliance-unit-{units.pop()}")
+
+    def _group_attribute(self, q: str) -> Entry | None:
+        """"执法创新那个组是哪个区牵头的", however long: one group named, one thing asked of it."""
+        c = self.corpus
+        named = {key for key, names in c.group_names_by_key.items() if any(n in q for n in names)}
+        wanted = {attr for attr, pattern in _GROUP_ATTRIBUTES.items() if pattern.search(q)}
+        if len(named) != 1 or len(wanted) != 1 or any(u in q for u in c.unit_shorts):
+            return None
+        target = f"alliance-{named.pop()}-{wanted.pop()}"
+        i = next((n for n, e in enumerate(c.entries) if e.id == target), None)
+        if i is None or facets.missing(facets.asked(q), c.kinds[i]):
+            return None
+        return c.entries[i]
 
     def _passage(self, question: str) -> tuple[str, float, str] | None:
         """Second tier: an ingested passage that covers every content word of the question."""
