@@ -52,7 +52,7 @@ def to_xlsx(header: list[str], rows: list[list], path: str | Path, *, title: str
     sheet = book.active
     sheet.title = title[:31]
     line = 0
-    for values in ([caption] if caption else []) + [header] + rows:
+    for values in ([[caption]] if caption else []) + [header] + rows:
         line += 1
         for column, value in enumerate(values, 1):
             _text_cell(sheet.cell(row=line, column=column), value)
