@@ -128,9 +128,8 @@ def _local_fake_wechat(settings: Settings):
     from wechat.fake_api import FakeWeChatAPI
 
     fake = FakeWeChatAPI(appid="wxlocaldev", secret="localdev").start()
-    simulator = settings.simulator_enabled  # decided by the real settings, before the fake AppID
     return fake, replace(settings, wechat_appid="wxlocaldev", wechat_secret="localdev",
-                         wechat_api_base=fake.url, simulator=simulator)
+                         wechat_api_base=fake.url, local_fake_wechat=True)
 
 
 def _print_banner(rt, host: str, port: int, fake) -> None:

@@ -71,6 +71,7 @@ class Settings:
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
+    local_fake_wechat: bool = False  # set by serve/chat when pushes go to the in-process fake API
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
 
@@ -145,7 +146,14 @@ class Settings:
 
     @property
     def simulator_enabled(self) -> bool:
-        return (not self.wechat_appid) if self.simulator is None else self.simulator
+        if self.simulator is None:
+            return not self.wechat_appid or self.local_fake_wechat
+        return self.simulator
+
+    @property
+    def simulator_public(self) -> bool:
+        """Only an explicit BOT_SIMULATOR=1 opens /simulator to clients other than loopback."""
+        return self.simulator is True
 
     def fixed_now(self) -> datetime | None:
         """BOT_FAKE_NOW as an aware datetime, or None when the real clock is used."""

@@ -132,7 +132,7 @@ def test_the_readme_run_command_serves_webhook_simulator_and_pushes(tmp_path):
         token = kv.get(connect(tmp_path / "bot.db"), "dev_wechat_token")
         client = WeChatClient(token, url=base)
         assert "虹口" in client.text("oNewcomer01", "法治专研谁牵头").text
-        assert requests.post(base + "/simulator/send", json={"openid": "oNewcomer02",
+        assert requests.post(base + "/simulator/send", json={"openid": "sim-newcomer02",
                                                              "text": "体检几月"},
                              timeout=10).json()["reply"].count("9月") == 1
     finally:
