@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     rt = Runtime(settings)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=settings.secure_cookie)
     app.extensions["chengcheng"] = rt
     app.register_blueprint(wechat_bp)
     if settings.simulator_enabled:

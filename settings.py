@@ -70,6 +70,7 @@ class Settings:
     confidence_threshold: float = 0.42  # BOT_CONFIDENCE: below it the bot declines (bench/qa.py calibrates)
     secret_key: str = ""  # BOT_SECRET_KEY for console sessions; generated and stored if empty
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
+    secure_cookie: bool = False  # BOT_SECURE_COOKIE: console cookies only over HTTPS
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
     local_fake_wechat: bool = False  # set by serve/chat when pushes go to the in-process fake API
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
@@ -118,6 +119,8 @@ class Settings:
             values["reminder_offsets"] = parse_offsets(env["BOT_REMINDER_OFFSETS"])
         if env.get("WECHAT_STABLE_TOKEN", "").strip():
             values["wechat_stable_token"] = _bool(env["WECHAT_STABLE_TOKEN"])
+        if env.get("BOT_SECURE_COOKIE", "").strip():
+            values["secure_cookie"] = _bool(env["BOT_SECURE_COOKIE"])
         if env.get("BOT_SIMULATOR", "").strip():
             values["simulator"] = _bool(env["BOT_SIMULATOR"])
         values.update(overrides)

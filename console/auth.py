@@ -1,19 +1,23 @@
 """The console's gate: login and logout, session expiry, login-attempt limits, roles, CSRF.
 
 Every /admin request passes `gate()` first: anything but the login page and the static files
-needs a live session, and every POST needs the session's CSRF token (form field or header).
+needs a live session (its id kept on the server, so logout ends it), and every POST needs the
+session's CSRF token (form field or header). Failed logins slow down the client and the typed
+name with growing delays; no account is ever locked, and unknown names go the same way.
 """
 from __future__ import annotations
 
 import functools
 import hmac
 import logging
+import math
 import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template,
                    request, session, url_for)
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -24,8 +28,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates",
                static_folder="static", static_url_path="/static")
 
-MAX_FAILED = 5  # wrong passwords in a row before the account locks
-LOCK_FOR = timedelta(minutes=15)
+FREE_TRIES = 3  # failed logins (per client, per name) before each next try must wait
+FIRST_DELAY = timedelta(seconds=2)  # then 2 s, 4 s, 8 s … doubling per failure
+MAX_DELAY = timedelta(minutes=15)
+FORGET_FAILURES = timedelta(hours=1)  # a count with no failure for this long starts again
+DEVICE_COOKIE = "console_device"  # "this browser logged in as NAME before": skips the delays
+DEVICE_MAX_AGE = timedelta(days=90)
 MAX_SESSION = timedelta(hours=12)  # a session ends this long after login, however busy
 PUBLIC = {"console.login", "console.static"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -88,7 +96,8 @@ def _password_stamp(password_hash: str) -> str:
 
 
 def current_admin() -> dict | None:
-    """The logged-in account, or None (and the session cleared) when it expired or was removed."""
+    """The logged-in account, or None (and the session cleared) when it expired, was ended on
+    the server (logout, new password, account removed) or the account is gone."""
     admin_id = session.get("admin_id")
     if not admin_id:
         return None
@@ -97,7 +106,8 @@ def current_admin() -> dict | None:
     row = admins.get(db(), admin_id)
     expired = (stamp - seen > _idle_limit().total_seconds()
                or stamp - started > MAX_SESSION.total_seconds())
-    if expired or row is None or _password_stamp(row["password_hash"]) != session.get("pw"):
+    if (expired or row is None or _password_stamp(row["password_hash"]) != session.get("pw")
+            or not admins.session_alive(db(), session.get("sid") or "", admin_id)):
         session.clear()
         g.session_expired = expired
         return None
@@ -223,27 +233,55 @@ def when_iso_filter(stamp: str | None) -> str:
     return fmt_iso_local(from_db(stamp), runtime().settings.tz) if stamp else ""
 
 
+def failure_delay(failures: int) -> timedelta:
+    """How long a client or a name waits after its n-th failed login in a row."""
+    if failures <= FREE_TRIES:
+        return timedelta(0)
+    return min(MAX_DELAY, FIRST_DELAY * 2 ** min(failures - FREE_TRIES - 1, 30))
+
+
+def _device_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="console-device")
+
+
+def _known_device(name: str) -> bool:
+    """This browser logged in as `name` before: others' failures never keep it waiting."""
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if not cookie or not name:
+        return False
+    try:
+        return _device_signer().loads(cookie, max_age=DEVICE_MAX_AGE.total_seconds()) == name
+    except BadSignature:
+        return False
+
+
+def _throttle_keys(name: str) -> list[str]:
+    return [f"client:{request.remote_addr or '-'}", f"name:{name.casefold()}"]
+
+
+def _wait_words(seconds: float) -> str:
+    seconds = max(1, math.ceil(seconds))
+    return f"{seconds} 秒" if seconds < 60 else f"{math.ceil(seconds / 60)} 分钟"
+
+
 def _check(name: str, password: str) -> tuple[dict | None, str | None, int]:
-    """(account, error words, status). Unknown names cost the same hash check as known ones."""
+    """(account, error words, status). A name that does not exist goes exactly the way of a
+    wrong password for one that does: same delays, same hash check, same writes, same words."""
     database, moment = db(), now()
+    keys = _throttle_keys(name)
+    if not _known_device(name) and (until := admins.blocked_until(database, keys, moment)):
+        wait = _wait_words((until - moment).total_seconds())
+        return None, f"尝试次数过多，请 {wait}后再试。", 429
     row = admins.by_name(database, name) if name else None
-    if row and (until := admins.locked_until(row, moment)):
-        minutes = max(1, int((until - moment).total_seconds() // 60) + 1)
-        return None, f"登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试。", 429
     if not _dummy_hash:
         _dummy_hash.append(generate_password_hash(secrets.token_hex(8)))
     ok = check_password_hash(row["password_hash"] if row else _dummy_hash[0], password or "")
     if row and ok:
-        admins.record_success(database, row["id"])
+        admins.clear_failures(database, keys)
         return row, None, 200
-    if row:
-        until = admins.record_failure(database, row["id"], moment, max_failed=MAX_FAILED,
-                                      lock_for=LOCK_FOR)
-        lock_minutes = int(LOCK_FOR.total_seconds() // 60)
-        audit.record(database, row["name"], "登录失败", None,
-                     f"连续失败，账号锁定 {lock_minutes} 分钟" if until else None, moment)
-        if until:
-            return None, f"登录失败次数过多，账号已锁定，请 {lock_minutes} 分钟后再试。", 429
+    admins.record_failure(database, keys, moment, forget_after=FORGET_FAILURES,
+                          delay=failure_delay)
+    audit.record(database, row["name"] if row else "-", "登录失败", None, None, moment)
     return None, "用户名或密码错误。", 401
 
 
@@ -259,18 +297,24 @@ def login():
         return render_template("console/login.html", error=error, name=name), status
     session.clear()  # a fresh session (and CSRF token) for the new login: no fixation
     stamp = now().timestamp()
-    session.update(admin_id=row["id"], login_at=stamp, seen=stamp,
+    session_id = admins.start_session(db(), row["id"], now(), max_age=MAX_SESSION)
+    session.update(admin_id=row["id"], login_at=stamp, seen=stamp, sid=session_id,
                    pw=_password_stamp(row["password_hash"]))
     csrf_token()
     g.admin = {"id": row["id"], "name": row["name"], "role": row["role"]}
     record("登录")
-    return redirect(_safe_next(request.args.get("next")))
+    resp = redirect(_safe_next(request.args.get("next")))
+    resp.set_cookie(DEVICE_COOKIE, _device_signer().dumps(row["name"]), path="/admin",
+                    max_age=int(DEVICE_MAX_AGE.total_seconds()), httponly=True, samesite="Lax",
+                    secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return resp
 
 
 @bp.post("/logout")
 @login_required
 def logout():
     record("退出")
+    admins.end_session(db(), session.get("sid") or "")
     session.clear()
     flash("已退出登录。", "ok")
     return redirect(url_for("console.login"))

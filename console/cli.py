@@ -54,7 +54,7 @@ def register(cli: click.Group) -> None:
     @click.option("--password", prompt="新密码", hide_input=True, confirmation_prompt="再输一次",
                   help="不给则提示输入")
     def admin_password(name: str, role: str | None, password: str) -> None:
-        """Set a new password (and unlock the account); its open sessions end."""
+        """Set a new password (and the role if given); its open sessions end."""
         _, db = _db()
         try:
             admins.set_password(db, name, _hash(password), role)
@@ -64,14 +64,13 @@ def register(cli: click.Group) -> None:
 
     @admin.command("list")
     def admin_list() -> None:
-        """List console accounts with their role and lock state."""
-        rt, db = _db()
+        """List console accounts with their role."""
+        _, db = _db()
         rows = admins.all_admins(db)
         if not rows:
             click.echo("还没有账号。创建：python bot.py admin add NAME --role admin")
         for row in rows:
-            locked = admins.locked_until(row, rt.clock.now())
-            click.echo(f"{row['name']}\t{row['role']}" + ("\t已锁定" if locked else ""))
+            click.echo(f"{row['name']}\t{row['role']}")
 
     @admin.command("remove")
     @click.argument("name")
