@@ -79,6 +79,9 @@ def _settings() -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
+    from privacy import install_log_redaction
+
+    install_log_redaction()
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
