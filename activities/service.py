@@ -6,6 +6,7 @@ holds and the waitlist stays first come, first served across threads and process
 """
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import sqlite3
@@ -42,6 +43,7 @@ MATCH_THRESHOLD = 65
 MATCH_SPREAD = 10
 MAX_TITLE = 60
 MAX_HOURS = 100
+MAX_CAPACITY = 100_000  # more places than members is a typo (and SQLite ints end at 2**63)
 _PUNCT = re.compile(r"[\s\"'“”‘’「」『』《》〈〉【】()（）\[\]·•,，.。、:：;；!！?？\-—_/]+")
 
 
@@ -492,7 +494,7 @@ def correct_hours(db: Database, signup_id: int, hours: float, reason: str, actor
         raise InvalidActivity("更正志愿时长必须写明原因")
     if not actor:
         raise InvalidActivity("更正志愿时长必须写明更正人")
-    if hours is None or hours < 0 or hours > MAX_HOURS:
+    if hours is None or not math.isfinite(hours) or not 0 <= hours <= MAX_HOURS:
         raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间")
     with immediate(db):
         signup = store.get_signup(db, signup_id)
@@ -628,8 +630,8 @@ def _validate(values: dict, now: datetime, *, new: bool) -> None:
     if deadline is not None and (start is None or deadline > start):
         raise InvalidActivity("报名截止时间不能晚于开始时间")
     capacity = values.get("capacity")
-    if capacity is not None and (not isinstance(capacity, int) or capacity < 1):
-        raise InvalidActivity("名额应为正整数（不限名额就不填）")
+    if capacity is not None and (not isinstance(capacity, int) or not 1 <= capacity <= MAX_CAPACITY):
+        raise InvalidActivity(f"名额应为正整数，最多 {MAX_CAPACITY}（不限名额就不填）")
     hours = values.get("hours") or 0
     if not 0 <= float(hours) <= MAX_HOURS:
         raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间")
