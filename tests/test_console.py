@@ -644,7 +644,8 @@ def test_uploaded_document_is_ingested_and_answers_questions(console, rt, wechat
 
 
 @pytest.mark.parametrize("name,body,words", [
-    ("x.pdf", b"%PDF-1.4", "不支持的文件类型"),
+    ("x.exe", b"MZ", "不支持的文件类型"),
+    ("x.pdf", b"%PDF-1.4", "无法读取 PDF 文件"),
     ("empty.txt", b"\n\n", "文件是空的"),
     ("..", b"abc", "不支持的文件类型"),
 ])
