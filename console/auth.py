@@ -266,15 +266,26 @@ def _device_signer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.secret_key, salt="console-device")
 
 
+def _device_mark(row: dict) -> list[str]:
+    """What the device cookie holds: the name and the password it logged in with (as a stamp),
+    so a new password also ends the exemption of browsers that knew the old one."""
+    return [row["name"], _password_stamp(row["password_hash"])]
+
+
 def _known_device(name: str) -> bool:
-    """This browser logged in as `name` before: others' failures never keep it waiting."""
+    """This browser logged in as `name`, with its current password, before: others' failures
+    never keep it waiting. (Only a real login sets the cookie, so unknown names never have one.)"""
     cookie = request.cookies.get(DEVICE_COOKIE)
     if not cookie or not name:
         return False
     try:
-        return _device_signer().loads(cookie, max_age=DEVICE_MAX_AGE.total_seconds()) == name
+        mark = _device_signer().loads(cookie, max_age=DEVICE_MAX_AGE.total_seconds())
     except BadSignature:
         return False
+    if not isinstance(mark, list) or mark[:1] != [name]:
+        return False
+    row = admins.by_name(db(), name)
+    return row is not None and mark == _device_mark(row)
 
 
 def _throttle_keys(name: str) -> list[str]:
@@ -326,7 +337,7 @@ def login():
     g.admin = {"id": row["id"], "name": row["name"], "role": row["role"]}
     record("登录")
     resp = redirect(_safe_next(request.args.get("next")))
-    resp.set_cookie(DEVICE_COOKIE, _device_signer().dumps(row["name"]), path="/admin",
+    resp.set_cookie(DEVICE_COOKIE, _device_signer().dumps(_device_mark(row)), path="/admin",
                     max_age=int(DEVICE_MAX_AGE.total_seconds()), httponly=True, samesite="Lax",
                     secure=current_app.config["SESSION_COOKIE_SECURE"])
     return resp

@@ -116,8 +116,12 @@ def blocked_until(db: Database, keys: list[str], now: datetime) -> datetime | No
 def record_failure(db: Database, keys: list[str], now: datetime, *, forget_after: timedelta,
                    delay) -> None:
     """Count a failed login against each key; `delay(failures)` says how long that key must
-    wait before its next try. Counts older than forget_after start again from zero."""
+    wait before its next try. Counts older than forget_after start again from zero (and are
+    deleted, so made-up names cannot grow the table for ever)."""
     with immediate(db):
+        db.execute("DELETE FROM login_throttle WHERE last_at < ? AND "
+                   "(blocked_until IS NULL OR blocked_until < ?)",
+                   [to_db(now - forget_after), to_db(now)])
         for key in keys:
             row = db.execute("SELECT failures, last_at FROM login_throttle WHERE key = ?",
                              [key]).fetchone()

@@ -116,6 +116,7 @@ def m040_console_sessions(db: Database) -> None:
     db["admin_sessions"].create_index(["admin_id"])
     db["login_throttle"].create({"key": str, "failures": int, "last_at": str,
                                  "blocked_until": str}, pk="key", not_null={"failures"})
+    db["login_throttle"].create_index(["last_at"])
 
 
 def migrate(db: Database) -> None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from activities import service
-from console.auth import FREE_TRIES, MAX_DELAY, failure_delay, hash_password
+from console.auth import FORGET_FAILURES, FREE_TRIES, MAX_DELAY, failure_delay, hash_password
 from storage import admins, audit, deliveries
 from storage import knowledge as kb_store
 
@@ -150,6 +150,16 @@ def test_nobody_can_lock_an_account_out(app, rt):
         login_from(app, f"203.0.113.{n}", "王五", "nope-nope")
     rt.clock.set(rt.clock.now() + MAX_DELAY)  # … and never longer than this
     assert login_from(app, "10.0.0.3", "王五")[0] == 302
+
+
+def test_a_browser_that_knew_an_old_password_is_slowed_like_anyone(app, rt):
+    add_admin(rt, "王五")
+    former = app.test_client()
+    assert login_from(app, "10.0.0.2", "王五", client=former)[0] == 302
+    admins.set_password(rt.db(), "王五", hash_password("a-new-password-9"))
+    statuses = [login_from(app, "10.0.0.2", "王五", "guess-guess", client=former)[0]
+                for _ in range(FREE_TRIES + 2)]
+    assert statuses[-1] == 429
     assert "locked_until" not in admins.all_admins(rt.db())[0]
 
 
@@ -167,6 +177,15 @@ def test_unknown_names_go_exactly_the_way_of_wrong_passwords(app, rt):
     assert rows["name:王五"] == rows["name:没有这个人"] == FREE_TRIES + 1
     failed = [r for r in audit.recent(rt.db(), limit=100) if r["action"] == "登录失败"]
     assert len(failed) == 2 * (FREE_TRIES + 1)
+
+
+def test_made_up_names_do_not_pile_up_in_the_throttle_table(app, rt):
+    for n in range(5):
+        login_from(app, "198.51.100.9", f"随便{n}", "nope-nope")
+    rt.clock.set(rt.clock.now() + FORGET_FAILURES + MAX_DELAY)
+    login_from(app, "198.51.100.10", "又一个", "nope-nope")
+    keys = [r["key"] for r in rt.db().query("SELECT key FROM login_throttle")]
+    assert sorted(keys) == ["client:198.51.100.10", "name:又一个"]
 
 
 def test_a_success_resets_the_failure_count(app, rt):
