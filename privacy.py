@@ -37,6 +37,10 @@ def redact_secrets(text: str) -> str:
     return _SECRET_IN_JSON.sub(rf"\g<1>{REDACTED}", text)
 
 
+def _redact_or_none(text: str | None) -> str | None:
+    return redact_secrets(text) if text else text
+
+
 class _RedactedLogRecord(logging.LogRecord):
     """A log record whose message and traceback text never carry the AppSecret or a token,
     whichever logger made it (urllib3 logs full URLs at DEBUG) and whichever handler writes it."""
@@ -44,21 +48,14 @@ class _RedactedLogRecord(logging.LogRecord):
     def getMessage(self) -> str:
         return redact_secrets(super().getMessage())
 
-    @property
-    def exc_text(self) -> str | None:
-        return self.__dict__.get("_exc_text")
+    def _text(self, name: str) -> str | None:
+        # set through the property, or straight into __dict__ by logging.makeLogRecord
+        return _redact_or_none(self.__dict__.get("_" + name) or self.__dict__.get(name))
 
-    @exc_text.setter
-    def exc_text(self, value: str | None) -> None:
-        self.__dict__["_exc_text"] = redact_secrets(value) if value else value
-
-    @property
-    def stack_info(self) -> str | None:
-        return self.__dict__.get("_stack_info")
-
-    @stack_info.setter
-    def stack_info(self, value: str | None) -> None:
-        self.__dict__["_stack_info"] = redact_secrets(value) if value else value
+    exc_text = property(lambda self: self._text("exc_text"),
+                        lambda self, value: self.__dict__.__setitem__("_exc_text", value))
+    stack_info = property(lambda self: self._text("stack_info"),
+                          lambda self, value: self.__dict__.__setitem__("_stack_info", value))
 
 
 def install_log_redaction() -> None:

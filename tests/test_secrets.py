@@ -116,3 +116,13 @@ def test_a_failed_call_logged_with_its_traceback_shows_no_secret(debug_logs, set
         api.access_token()
     assert "token fetch failed" in debug_logs.text and "secret=***" in debug_logs.text
     assert SECRET not in debug_logs.text
+
+
+def test_records_rebuilt_from_a_dict_are_redacted_too(settings):
+    from privacy import install_log_redaction
+
+    install_log_redaction()
+    record = logging.makeLogRecord({"msg": "GET /cgi-bin/token?secret=%s", "args": (SECRET,),
+                                    "exc_text": f"url: /x?access_token=abc&secret={SECRET}"})
+    assert SECRET not in record.getMessage() and SECRET not in record.exc_text
+    assert "access_token=***" in logging.Formatter().format(record)
