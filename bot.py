@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     rt.knowledge.start()  # built before the first request, rebuilt off the request path
     app = Flask(__name__)
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=settings.secure_cookie)
     app.extensions["chengcheng"] = rt
     app.register_blueprint(wechat_bp)
     if settings.simulator_enabled:
@@ -96,6 +97,9 @@ def _settings() -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
+    from privacy import install_log_redaction
+
+    install_log_redaction()
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -193,9 +197,8 @@ def _local_fake_wechat(settings: Settings):
     from wechat.fake_api import FakeWeChatAPI
 
     fake = FakeWeChatAPI(appid="wxlocaldev", secret="localdev").start()
-    simulator = settings.simulator_enabled  # decided by the real settings, before the fake AppID
     return fake, replace(settings, wechat_appid="wxlocaldev", wechat_secret="localdev",
-                         wechat_api_base=fake.url, simulator=simulator)
+                         wechat_api_base=fake.url, local_fake_wechat=True)
 
 
 def _say_database(path: Path, created: bool) -> None:

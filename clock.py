@@ -8,11 +8,16 @@ from zoneinfo import ZoneInfo
 DB_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 INPUT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
                  "%Y/%m/%d %H:%M", "%Y-%m-%d")
+INPUT_YEARS = (2000, 2100)  # a typed year outside this is a typo (and 0001 overflows UTC)
 WEEKDAYS = "一二三四五六日"
 
 
 class TimeFormatError(ValueError):
     """A time typed by an organiser could not be read."""
+
+
+class TimeRangeError(TimeFormatError):
+    """A time was read, but its year is outside INPUT_YEARS (a typo)."""
 
 
 class Clock:
@@ -47,13 +52,17 @@ def from_db(text: str | None) -> datetime | None:
 
 
 def parse_local(text: str, tz: ZoneInfo) -> datetime:
-    """'2026-05-01 09:30' typed in BOT_TIMEZONE -> aware datetime. Raises TimeFormatError."""
+    """'2026-05-01 09:30' typed in BOT_TIMEZONE -> aware datetime. Raises TimeFormatError (also
+    for a year outside INPUT_YEARS)."""
     cleaned = (text or "").strip()
     for fmt in INPUT_FORMATS:
         try:
-            return datetime.strptime(cleaned, fmt).replace(tzinfo=tz)
+            moment = datetime.strptime(cleaned, fmt).replace(tzinfo=tz)
         except ValueError:
             continue
+        if not INPUT_YEARS[0] <= moment.year <= INPUT_YEARS[1]:
+            raise TimeRangeError(f"年份应在 {INPUT_YEARS[0]}–{INPUT_YEARS[1]} 之间：{text!r}")
+        return moment
     raise TimeFormatError(f"时间格式应为 YYYY-MM-DD HH:MM：{text!r}")
 
 

@@ -42,10 +42,10 @@ class Runtime:
         if settings.wechat_token:
             self.token = settings.wechat_token
         else:
-            self.token, self.dev_token_created = kv.get_or_create_secret(
-                db, "dev_wechat_token", self.clock.now())
-        self.secret_key = settings.secret_key or kv.get_or_create_secret(
-            db, "console_secret_key", self.clock.now(), 32)[0]
+            self.token, self.dev_token_created = kv.file_secret(
+                db, settings.data_dir, "dev_wechat_token")
+        self.secret_key = settings.secret_key or kv.file_secret(
+            db, settings.data_dir, "console_secret_key", nbytes=32, keep_db_value=False)[0]
         self.menu = menu.load()
         self.menu_keys = menu.commands(self.menu)
         self.router = build_router()

@@ -80,7 +80,9 @@ class Settings:
     console_idle_minutes: float = 120  # BOT_CONSOLE_IDLE: console sessions end after this idle time
     checkin_max_wrong: int = 5  # BOT_CHECKIN_MAX_WRONG wrong check-in codes per member per activity
     checkin_wrong_window_minutes: float = 60  # BOT_CHECKIN_WRONG_WINDOW: ... within this many minutes
+    secure_cookie: bool = False  # BOT_SECURE_COOKIE: console cookies only over HTTPS
     simulator: bool | None = None  # BOT_SIMULATOR: /simulator page; default on without an AppID
+    local_fake_wechat: bool = False  # set by serve/chat when pushes go to the in-process fake API
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
     tappable_suggestions: bool = False  # BOT_TAPPABLE_SUGGESTIONS: weixin://bizmsgmenu links
@@ -138,6 +140,8 @@ class Settings:
             values["wechat_stable_token"] = _bool(env["WECHAT_STABLE_TOKEN"])
         if env.get("WECHAT_COMPAT_MODE", "").strip():
             values["wechat_compat_mode"] = _bool(env["WECHAT_COMPAT_MODE"])
+        if env.get("BOT_SECURE_COOKIE", "").strip():
+            values["secure_cookie"] = _bool(env["BOT_SECURE_COOKIE"])
         if env.get("BOT_SIMULATOR", "").strip():
             values["simulator"] = _bool(env["BOT_SIMULATOR"])
         if env.get("BOT_TAPPABLE_SUGGESTIONS", "").strip():
@@ -184,7 +188,14 @@ class Settings:
 
     @property
     def simulator_enabled(self) -> bool:
-        return (not self.wechat_appid) if self.simulator is None else self.simulator
+        if self.simulator is None:
+            return not self.wechat_appid or self.local_fake_wechat
+        return self.simulator
+
+    @property
+    def simulator_public(self) -> bool:
+        """Only an explicit BOT_SIMULATOR=1 opens /simulator to clients other than loopback."""
+        return self.simulator is True
 
     def fixed_now(self) -> datetime | None:
         """BOT_FAKE_NOW as an aware datetime, or None when the real clock is used."""

@@ -46,6 +46,7 @@ MAX_HOURS = 100
 HOURS_STEPS = (0.1, 0.25, 0.5, 1.0)  # how real attendance is rounded (down) when 签退 is on
 WRONG_CODE = "签到码不正确，请核对活动现场公布的签到码（只能签到你已报名的活动）。"
 NO_SIGNUP_BUCKET = 0  # wrong codes of a member with no sign-up that could be checked into
+MAX_CAPACITY = 100_000  # more places than members is a typo (and SQLite ints end at 2**63)
 _PUNCT = re.compile(r"[\s\"'“”‘’「」『』《》〈〉【】()（）\[\]·•,，.。、:：;；!！?？\-—_/]+")
 
 
@@ -629,8 +630,8 @@ def correct_hours(db: Database, signup_id: int, hours: float, reason: str, actor
         raise InvalidActivity("更正志愿时长必须写明原因")
     if not actor:
         raise InvalidActivity("更正志愿时长必须写明更正人")
-    if hours is None or not math.isfinite(hours) or hours < 0:
-        raise InvalidActivity("志愿时长应为 0 或正数（小时）")
+    if hours is None or not math.isfinite(hours) or not 0 <= hours <= MAX_HOURS:
+        raise InvalidActivity(f"志愿时长应为 0 或正数（小时），在 0–{MAX_HOURS} 小时之间")
     with immediate(db):
         signup = store.get_signup(db, signup_id)
         if not signup or signup["status"] != "confirmed":
@@ -783,8 +784,8 @@ def _validate(values: dict, now: datetime, *, new: bool) -> None:
     if deadline is not None and (start is None or deadline > start):
         raise InvalidActivity("报名截止时间不能晚于开始时间")
     capacity = values.get("capacity")
-    if capacity is not None and (not isinstance(capacity, int) or capacity < 1):
-        raise InvalidActivity("名额应为正整数（不限名额就不填）")
+    if capacity is not None and (not isinstance(capacity, int) or not 1 <= capacity <= MAX_CAPACITY):
+        raise InvalidActivity(f"名额应为正整数，最多 {MAX_CAPACITY}（不限名额就不填）")
     hours = values.get("hours") or 0
     if not 0 <= float(hours) <= MAX_HOURS:
         raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间")

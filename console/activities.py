@@ -6,6 +6,7 @@ this module only reads forms, calls them and shows the result.
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from activities import ActivityError, ActivityNotFound, exports
 from activities import service as svc
 from activities.qr import checkin_qr
-from clock import TimeFormatError, fmt_iso_local, from_db, parse_local
+from clock import TimeFormatError, TimeRangeError, fmt_iso_local, from_db, parse_local
 from console.auth import actor, db, login_required, now, record, runtime
 from knowledge.data import load_alliance
 from privacy import mask_phone
@@ -35,6 +36,8 @@ def _time(form, name: str, label: str):
         return None
     try:
         return parse_local(text, runtime().settings.tz)
+    except TimeRangeError as exc:
+        raise FormError(f"{label}：{exc}") from exc
     except TimeFormatError as exc:
         raise FormError(f"{label}格式不对，请用 YYYY-MM-DD HH:MM") from exc
 
@@ -44,9 +47,12 @@ def _number(form, name: str, label: str, kind):
     if not text:
         return None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError as exc:
         raise FormError(f"{label}应为数字：{text}") from exc
+    if not math.isfinite(value):
+        raise FormError(f"{label}应为数字：{text}")
+    return value
 
 
 def read_form(form) -> dict:

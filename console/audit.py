@@ -15,9 +15,10 @@ PER_PAGE = 50
 def index():
     database = db()
     action = request.args.get("action") or None
-    page = max(1, request.args.get("page", 1, type=int))
     total = audit.count(database, action=action)
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(pages, max(1, request.args.get("page", 1, type=int)))
     rows = audit.recent(database, limit=PER_PAGE, offset=(page - 1) * PER_PAGE, action=action)
     return render_template("console/audit.html", rows=rows, total=total, page=page,
-                           pages=max(1, -(-total // PER_PAGE)), action=action,
+                           pages=pages, action=action,
                            actions=audit.actions(database))

@@ -278,7 +278,7 @@ def _upload_name(name: str) -> str:
 @bp.post("/upload")
 @login_required(role=EDIT)
 def upload():
-    """Ingest a notice (.txt .md .docx) as passages with knowledge.ingest, as the CLI does."""
+    """Ingest a notice (.txt .md .docx .pdf) as passages with knowledge.ingest, as the CLI does."""
     upload_file = request.files.get("file")
     if upload_file is None or not upload_file.filename:
         flash("请选择要导入的文件。", "bad")

@@ -4,7 +4,6 @@ Only test openids (`sim-…` / `test-…`) may be used here, so nobody can speak
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from flask import Blueprint, jsonify, render_template, request, url_for
@@ -14,8 +13,7 @@ from console.auth import csrf_token, login_required, runtime
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator",
                template_folder=str(Path(sim.__file__).parent / "templates"))
-TEST_OPENID = re.compile(r"^(sim|test)-[A-Za-z0-9_-]{1,60}$")
-NOT_A_TEST_MEMBER = "这里只能用测试身份（openid 以 sim- 或 test- 开头），不能冒充真实成员"
+TEST_OPENID, NOT_A_TEST_MEMBER = sim.TEST_OPENID, sim.NOT_A_TEST_MEMBER
 
 
 @bp.get("/")

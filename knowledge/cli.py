@@ -16,7 +16,7 @@ def register(cli: click.Group) -> None:
 @click.option("--title", default=None, help="文件标题（默认从正文识别）")
 @click.option("--doc-no", default=None, help="文号（默认从正文识别）")
 def ingest(files: tuple[str, ...], title: str | None, doc_no: str | None) -> None:
-    """Ingest notices (.txt .md .docx) as searchable passages; the running bot picks them up."""
+    """Ingest notices (.txt .md .docx .pdf) as searchable passages; the running bot picks them up."""
     from bot import _settings
     from knowledge.ingest import IngestError, ingest_file
     from runtime import Runtime

@@ -29,9 +29,9 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
                               appid=settings.wechat_appid)
         click.echo(f"（本进程内运行，数据：{settings.db_path}）")
     else:
-        from storage import connect, kv
+        from storage import kv
 
-        token = settings.wechat_token or kv.get(connect(settings.db_path), "dev_wechat_token")
+        token = settings.wechat_token or kv.read_secret_file(settings.data_dir, "dev_wechat_token")
         if not token:
             raise click.ClickException("不知道服务器的 Token：请设置 WECHAT_TOKEN，或在同一数据目录下运行")
         client = WeChatClient(token, url=url, aes_key=settings.wechat_aes_key or None,

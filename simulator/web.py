@@ -1,16 +1,33 @@
-"""/simulator: a WeChat-like chat page for trying the bot without an account (development)."""
+"""/simulator: a WeChat-like chat page for trying the bot without an account (development).
+
+It speaks only as test members (`sim-…` / `test-…`), never as a real one, and answers loopback
+clients only, unless BOT_SIMULATOR=1 opens it on purpose.
+"""
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
 from simulator.client import WeChatClient
 from storage import deliveries
 
 bp = Blueprint("simulator", __name__, template_folder="templates")
 OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
+TEST_OPENID = re.compile(r"^(sim|test)-[A-Za-z0-9_-]{1,60}$")
+NOT_A_TEST_MEMBER = "这里只能用测试身份（openid 以 sim- 或 test- 开头），不能冒充真实成员"
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 MAX_TEXT = 600
+
+
+def is_local_client() -> bool:
+    """A loopback peer that is not a reverse proxy passing on someone else's request."""
+    try:
+        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(h in request.headers for h in PROXY_HEADERS)
 
 
 def post_as_member(openid: str, text: str | None = None, event: str | None = None,
@@ -47,6 +64,12 @@ def validate(payload: dict) -> tuple[str, str | None, str | None, str | None]:
     return openid, text, event, payload.get("key")
 
 
+@bp.before_request
+def local_only():
+    if not current_app.extensions["chengcheng"].settings.simulator_public and not is_local_client():
+        abort(404)
+
+
 @bp.get("/simulator")
 def page():
     rt = current_app.extensions["chengcheng"]
@@ -60,12 +83,14 @@ def send():
         openid, text, event, key = validate(request.get_json(silent=True) or {})
     except ValueError as exc:
         return jsonify(error=str(exc)), 400
+    if not TEST_OPENID.match(openid):
+        return jsonify(error=NOT_A_TEST_MEMBER), 400
     return jsonify(post_as_member(openid, text, event, key))
 
 
 @bp.get("/simulator/inbox")
 def inbox():
     openid = request.args.get("openid", "")
-    if not OPENID_RE.match(openid):
-        return jsonify(error="bad openid"), 400
+    if not TEST_OPENID.match(openid):
+        return jsonify(error=NOT_A_TEST_MEMBER), 400
     return jsonify(messages=pushed_since(openid, request.args.get("after", 0, type=int)))

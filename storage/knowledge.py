@@ -11,6 +11,7 @@ from clock import to_db
 from storage.db import immediate
 
 VERSION_KEY = "kb_version"
+INSERT_BATCH = 500  # passages per executemany: bounded parameter lists, one transaction
 
 
 def version(db: Database) -> int:
@@ -67,13 +68,16 @@ def passages(db: Database) -> list[dict]:
 
 def replace_document(db: Database, *, doc_key: str, title: str, doc_no: str, file: str,
                      texts: list[str], now: datetime) -> int:
-    """Store a document's passages, replacing an earlier ingest of the same document."""
+    """Store a document's passages, replacing an earlier ingest of the same document: inserted in
+    batches of INSERT_BATCH inside one transaction, and the version bumped once (one rebuild)."""
     with immediate(db):
         db.execute("DELETE FROM passages WHERE doc_key = ?", [doc_key])
-        for seq, text in enumerate(texts, 1):
-            db.execute("INSERT INTO passages(doc_key, title, doc_no, seq, text, file, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       [doc_key, title, doc_no, seq, text, file, to_db(now)])
+        for first in range(0, len(texts), INSERT_BATCH):
+            db.conn.executemany(
+                "INSERT INTO passages(doc_key, title, doc_no, seq, text, file, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(doc_key, title, doc_no, seq, text, file, to_db(now))
+                 for seq, text in enumerate(texts[first:first + INSERT_BATCH], first + 1)])
         bump_version(db, now)
     return len(texts)
 

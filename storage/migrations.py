@@ -167,6 +167,18 @@ def m030_message_claims(db: Database) -> None:
                "WHERE nonce IS NOT NULL")
 
 
+@migrations()
+def m040_console_sessions(db: Database) -> None:
+    # Console sessions live on the server (logout ends them), and failed logins are counted per
+    # client and per typed name (growing delays) instead of locking accounts.
+    db["admin_sessions"].create({"id": str, "admin_id": int, "created_at": str}, pk="id",
+                                not_null={"admin_id", "created_at"})
+    db["admin_sessions"].create_index(["admin_id"])
+    db["login_throttle"].create({"key": str, "failures": int, "last_at": str,
+                                 "blocked_until": str}, pk="key", not_null={"failures"})
+    db["login_throttle"].create_index(["last_at"])
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

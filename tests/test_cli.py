@@ -22,7 +22,7 @@ from handlers import pipeline
 from runtime import Runtime
 from settings import Settings, SettingsError, parse_offsets
 from simulator.client import WeChatClient, text_xml
-from storage import connect, kv, members
+from storage import kv, members
 from wechat.messages import parse
 from tests.conftest import APPID, ROOT, SECRET, TOKEN, free_port
 
@@ -131,10 +131,10 @@ def test_the_readme_run_command_serves_webhook_simulator_and_pushes(tmp_path):
             except requests.RequestException:
                 time.sleep(0.2)
         assert requests.get(base + "/simulator", timeout=5).status_code == 200
-        token = kv.get(connect(tmp_path / "bot.db"), "dev_wechat_token")
+        token = kv.read_secret_file(tmp_path, "dev_wechat_token")
         client = WeChatClient(token, url=base)
         assert "虹口" in client.text("oNewcomer01", "法治专研谁牵头").text
-        assert requests.post(base + "/simulator/send", json={"openid": "oNewcomer02",
+        assert requests.post(base + "/simulator/send", json={"openid": "sim-newcomer02",
                                                              "text": "体检几月"},
                              timeout=10).json()["reply"].count("9月") == 1
     finally:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from activities import service
-from console.auth import LOCK_FOR, MAX_FAILED, hash_password
+from console.auth import FORGET_FAILURES, FREE_TRIES, MAX_DELAY, failure_delay, hash_password
 from storage import admins, audit, deliveries
 from storage import knowledge as kb_store
 
@@ -106,28 +106,117 @@ def test_wrong_credentials_get_one_vague_message(app, rt, name, password):
     assert "用户名或密码错误" in resp.get_data(as_text=True)
 
 
-def test_repeated_failures_lock_the_account_even_for_the_right_password(app, rt):
-    add_admin(rt, "王五")
+def login_from(app, address: str, name: str, password: str = PASSWORD, client=None):
+    """A login attempt from a given client address; returns (status, page text)."""
     c = Console(app)
-    for _ in range(MAX_FAILED - 1):
-        assert c.login("王五", "nope-nope").status_code == 401
-    resp = c.login("王五", "nope-nope")
-    assert resp.status_code == 429 and "锁定" in resp.get_data(as_text=True)
-    assert c.login("王五").status_code == 429  # the right password does not help while locked
-    assert admins.by_name(rt.db(), "王五")["locked_until"]
-    rt.clock.set(rt.clock.now() + LOCK_FOR + timedelta(seconds=1))
-    assert c.login("王五").status_code == 302
-    assert admins.by_name(rt.db(), "王五")["failed"] == 0
-    assert "登录失败" in [r["action"] for r in audit.recent(rt.db())]
+    if client is not None:
+        c.client = client
+    token = csrf_of(c.client)
+    resp = c.client.post("/admin/login", data={"name": name, "password": password,
+                                               "csrf": token},
+                         environ_base={"REMOTE_ADDR": address})
+    return resp.status_code, resp.get_data(as_text=True)
+
+
+def test_failures_slow_the_client_down_with_growing_delays(app, rt):
+    add_admin(rt, "王五")
+    for n in range(FREE_TRIES):
+        assert login_from(app, "198.51.100.7", f"猜的名字{n}", "nope-nope")[0] == 401
+    waits = []
+    for _ in range(3):
+        assert login_from(app, "198.51.100.7", "王五", "nope-nope")[0] == 401
+        status, page = login_from(app, "198.51.100.7", "王五")  # even the right password waits
+        assert status == 429 and "尝试次数过多" in page
+        waits.append(int(re.search(r"请 (\d+) 秒后再试", page).group(1)))
+        rt.clock.set(rt.clock.now() + timedelta(seconds=waits[-1]))
+    assert [w in (d - 1, d) for w, d in zip(waits, (2, 4, 8))] == [True] * 3  # 1 s ticks by
+    assert login_from(app, "198.51.100.7", "王五")[0] == 302
+    assert login_from(app, "198.51.100.7", "王五", "nope-nope")[0] == 401  # the count restarted
+    assert failure_delay(50) == MAX_DELAY
+
+
+def test_nobody_can_lock_an_account_out(app, rt):
+    """Anyone may type the admin's name with wrong passwords: the owner's browser, which logged
+    in before, is never kept waiting, and a new browser waits a bounded time, never a lock."""
+    add_admin(rt, "王五")
+    owner = app.test_client()
+    assert login_from(app, "10.0.0.2", "王五", client=owner)[0] == 302
+    owner.post("/admin/logout", data={"csrf": csrf_of(owner, "/admin/")})
+    for n in range(30):
+        login_from(app, f"203.0.113.{n}", "王五", "nope-nope")
+    assert login_from(app, "10.0.0.3", "王五")[0] == 429  # a new browser waits …
+    assert login_from(app, "10.0.0.2", "王五", client=owner)[0] == 302  # the owner's does not
+    for n in range(30):
+        login_from(app, f"203.0.113.{n}", "王五", "nope-nope")
+    rt.clock.set(rt.clock.now() + MAX_DELAY)  # … and never longer than this
+    assert login_from(app, "10.0.0.3", "王五")[0] == 302
+
+
+def test_a_browser_that_knew_an_old_password_is_slowed_like_anyone(app, rt):
+    add_admin(rt, "王五")
+    former = app.test_client()
+    assert login_from(app, "10.0.0.2", "王五", client=former)[0] == 302
+    admins.set_password(rt.db(), "王五", hash_password("a-new-password-9"))
+    statuses = [login_from(app, "10.0.0.2", "王五", "guess-guess", client=former)[0]
+                for _ in range(FREE_TRIES + 2)]
+    assert statuses[-1] == 429
+    assert "locked_until" not in admins.all_admins(rt.db())[0]
+
+
+def test_unknown_names_go_exactly_the_way_of_wrong_passwords(app, rt):
+    add_admin(rt, "王五")
+    known = [login_from(app, "198.51.100.1", "王五", "nope-nope") for _ in range(FREE_TRIES + 2)]
+    unknown = [login_from(app, "198.51.100.2", "没有这个人", "nope-nope")
+               for _ in range(FREE_TRIES + 2)]
+    assert [s for s, _ in known] == [s for s, _ in unknown] == [401] * (FREE_TRIES + 1) + [429]
+    def words(page: str) -> str:
+        return re.sub(r"\d+", "N", re.search(r'role="alert">([^<]*)<', page).group(1))
+
+    assert [words(p) for _, p in known] == [words(p) for _, p in unknown]
+    rows = {r["key"]: r["failures"] for r in rt.db().query("SELECT * FROM login_throttle")}
+    assert rows["name:王五"] == rows["name:没有这个人"] == FREE_TRIES + 1
+    failed = [r for r in audit.recent(rt.db(), limit=100) if r["action"] == "登录失败"]
+    assert len(failed) == 2 * (FREE_TRIES + 1)
+
+
+def test_made_up_names_do_not_pile_up_in_the_throttle_table(app, rt):
+    for n in range(5):
+        login_from(app, "198.51.100.9", f"随便{n}", "nope-nope")
+    rt.clock.set(rt.clock.now() + FORGET_FAILURES + MAX_DELAY)
+    login_from(app, "198.51.100.10", "又一个", "nope-nope")
+    keys = [r["key"] for r in rt.db().query("SELECT key FROM login_throttle")]
+    assert sorted(keys) == ["client:198.51.100.10", "name:又一个"]
 
 
 def test_a_success_resets_the_failure_count(app, rt):
     add_admin(rt, "王五")
+    for _ in range(FREE_TRIES):
+        login_from(app, "198.51.100.7", "王五", "nope-nope")
+    assert login_from(app, "198.51.100.7", "王五")[0] == 302
+    for _ in range(FREE_TRIES):
+        assert login_from(app, "198.51.100.7", "王五", "nope-nope")[0] == 401
+
+
+def test_a_cookie_copied_before_logout_stops_working(app, rt):
+    add_admin(rt, "王五")
     c = Console(app)
-    for _ in range(MAX_FAILED - 1):
-        c.login("王五", "nope-nope")
-    assert c.login("王五").status_code == 302
-    assert admins.by_name(rt.db(), "王五")["failed"] == 0
+    c.login("王五")
+    copied = c.client.get_cookie("session").value
+    assert c.post("/admin/logout").status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/admin/").status_code == 302
+    assert thief.get("/admin/audit/").status_code == 302
+
+
+def test_logout_ends_only_its_own_session(app, rt):
+    add_admin(rt, "王五")
+    phone, desk = Console(app), Console(app)
+    phone.login("王五")
+    desk.login("王五")
+    phone.post("/admin/logout")
+    assert desk.get("/admin/").status_code == 200
+    assert admins.session_count(rt.db(), admins.by_name(rt.db(), "王五")["id"]) == 1
 
 
 def test_idle_session_expires(console, rt):
@@ -146,7 +235,9 @@ def test_busy_session_still_ends_after_twelve_hours(console, rt):
 
 
 def test_changing_the_password_or_removing_the_account_ends_its_sessions(console, rt):
+    admin_id = admins.by_name(rt.db(), "管理员甲")["id"]
     admins.set_password(rt.db(), "管理员甲", hash_password("another-pass-2"))
+    assert admins.session_count(rt.db(), admin_id) == 0
     assert console.get("/admin/").status_code == 302
     add_admin(rt, "临时")
     c = Console(console.client.application)
@@ -572,7 +663,8 @@ def test_uploaded_document_is_ingested_and_answers_questions(console, rt, wechat
 
 
 @pytest.mark.parametrize("name,body,words", [
-    ("x.pdf", b"%PDF-1.4", "不支持的文件类型"),
+    ("x.exe", b"MZ", "不支持的文件类型"),
+    ("x.pdf", b"%PDF-1.4", "无法读取 PDF 文件"),
     ("empty.txt", b"\n\n", "文件是空的"),
     ("..", b"abc", "不支持的文件类型"),
 ])

@@ -20,6 +20,7 @@ import requests
 from sqlite_utils import Database
 
 from clock import from_db, to_db
+from privacy import install_log_redaction
 from settings import Settings
 from storage import kv, leases
 
@@ -76,6 +77,7 @@ class WeChatAPI:
     def __init__(self, settings: Settings, db: Callable[[], Database],
                  now: Callable[[], datetime]):
         self.settings, self._db, self._now = settings, db, now
+        install_log_redaction()  # urllib3 logs URLs (token, secret) at DEBUG
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
         self.calls = 0  # outbound calls, for benchmarks

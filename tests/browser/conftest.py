@@ -46,6 +46,8 @@ def page(chromium, live_server):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.on("console", lambda msg: errors.append(msg.text)
+          if "Content Security Policy" in msg.text else None)  # a blocked script or style
     pg.on("dialog", lambda dialog: dialog.accept())
     yield pg
     context.close()
