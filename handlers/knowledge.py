@@ -10,7 +10,7 @@ from activities import service
 from handlers import words
 from handlers.router import Context, Reply
 from knowledge import engine_for
-from knowledge import plans
+from knowledge import facets, plans
 from knowledge.schedule import describe, parse_period
 from storage import dialogs
 from storage import knowledge as kb_store
@@ -23,6 +23,7 @@ UNIT_UNKNOWN = ("我还不知道你在哪个单位，所以没法回答“我们
                 "（例如：绑定 张三 虹口区城管执法局），或者直接说区名，比如“虹口在哪个共同体”。")
 _ABOUT_GROUPS = re.compile(r"共同体|哪个组|哪一组|牵头|联盟|成员单位")
 _OWN_UNIT = re.compile(r"我们(?:单位|区局|区(?!层面)|局(?!层面)|中队(?!层面)|大队|支队)|我(?:的|所在的?)?单位|本单位|咱们?(?:单位|区|局)")
+_DETAIL_KINDS = set(facets.STRICT) - {"when", "future", "count"}
 _RELATIVE_TIME = re.compile(r"今年|本年度|这个月|本月|下个月|下月|这个季度|本季度|下个季度|下季度|最近|马上|接下来")
 _PLAN_YEAR = re.compile(r"(20[2-3]\d)年")
 _NUMBER = re.compile(r"^\s*([1-9])\s*$")
@@ -53,9 +54,10 @@ def choose_suggestion(msg: Message, ctx: Context) -> Reply | None:
 
 def schedule(msg: Message, ctx: Context) -> Reply | None:
     engine = engine_for(ctx.rt)
-    period = parse_period(engine.normalize(msg.text), ctx.local_now)
-    if period is None:
-        return None
+    text = engine.normalize(msg.text)
+    period = parse_period(text, ctx.local_now)
+    if period is None or facets.asked(text) & _DETAIL_KINDS:
+        return None  # "3月的女职工活动几号、在哪" asks a detail: the knowledge base says what it can
     plan = plans.for_year(ctx.db, period.year)
     return Reply(describe(period, plan.items, _activities_in(ctx, period), ctx.tz,
                           plan_year=plan.year, citation=plan.citation),

@@ -44,6 +44,8 @@ VIEW_DISCOUNT = 0.97  # a clause of the message counts a little less than the wh
 MAX_VIEWS = 6
 MIN_VIEW = 3  # content characters a clause needs to be searched on its own
 QUERY_CACHE = 4096
+LOCAL_FACETS_FROM = 120  # characters: longer answers are judged by the sentences about the question
+_SENTENCE = re.compile(r"[。；;！？!?\n]+")
 _YEAR = re.compile(r"(20[1-3]\d)年")
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
@@ -307,13 +309,15 @@ class Engine:
         ideal = c.index.ideal(q)
         pool = {i: s / ideal for i, s in c.index.top(q, CANDIDATES)}
         ids = list(pool)
+        strict = any(k in facets.STRICT for k in asked)
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
         for i, sim in zip(ids, sims):
             cand = Candidate(c.entries[i], bm25=min(pool[i], 1.2), similarity=sim, novel=novel)
             cand.coverage = _coverage(grams, c.full_text[i])
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
-            cand.missing = facets.missing(asked, c.kinds[i])
+            kinds = c.kinds[i] if not strict else self._local_kinds(i, grams)
+            cand.missing = facets.missing(asked, kinds)
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
@@ -388,6 +392,22 @@ class Engine:
         if len(units) != 1:
             return None
         return c.by_id.get(f"alliance-unit-{units.pop()}")
+
+    def _local_kinds(self, i: int, grams: list[tuple[str, float]]) -> set[str]:
+        """What the part of a long answer about the question can tell: a date in another
+        sentence of a long answer does not say when *this* thing happens."""
+        c = self.corpus
+        entry = c.entries[i]
+        sentences = [s for s in _SENTENCE.split(facets.stated(entry.answer)) if s.strip()]
+        if len(entry.answer) <= LOCAL_FACETS_FROM or len(sentences) < 3:
+            return c.kinds[i]
+        scored = [sum(w for g, w in grams if g in c.norm.normalize(s, fillers=False))
+                  for s in sentences]
+        best = max(range(len(sentences)), key=lambda n: scored[n])
+        if not scored[best]:
+            return c.kinds[i]
+        near = "。".join(sentences[max(0, best - 1):best + 2])
+        return facets.covered(near, entry.answers)
 
     def _group_attribute(self, q: str) -> Entry | None:
         """"执法创新那个组是哪个区牵头的", however long: one group named, one thing asked of it."""
