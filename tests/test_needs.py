@@ -251,3 +251,10 @@ def test_hostile_text_is_escaped_on_pages_and_formula_safe_in_the_export(
     csv_text = organiser.post("/admin/needs/export").get_data().decode("utf-8-sig")
     assert "\"'=HYPERLINK(" in csv_text and ",=HYPERLINK" not in csv_text
     assert "张三" not in csv_text  # names stay out of the export
+
+
+def test_the_menu_button_starts_a_need(wechat, db):
+    bind(wechat, ZHANG)
+    assert "请直接回复你的需求" in wechat.event(ZHANG, "CLICK", "NEED_RAISE").text
+    assert "已收到你的需求" in wechat.text(ZHANG, "希望组织无人机执法观摩").text
+    assert "无人机执法观摩" in wechat.event(ZHANG, "CLICK", "MY_NEEDS").text
