@@ -27,9 +27,10 @@ def insert(db: Database, openid: str, unit: str | None, grp: str | None, content
 
 
 def get(db: Database, need_id: int) -> dict | None:
-    return _one(db, "SELECT n.*, c.unit AS claimed_unit, c.actor AS claimed_by, "
+    return _one(db, "SELECT n.*, m.name, c.unit AS claimed_unit, c.actor AS claimed_by, "
                     "c.at AS claimed_at, p.name AS project_name, p.year AS project_year "
-                    "FROM needs n LEFT JOIN need_claims c ON c.need_id = n.id "
+                    "FROM needs n LEFT JOIN members m ON m.openid = n.openid "
+                    "LEFT JOIN need_claims c ON c.need_id = n.id "
                     "LEFT JOIN projects p ON p.id = n.project_id WHERE n.id = ?", [need_id])
 
 
