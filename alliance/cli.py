@@ -54,4 +54,5 @@ def summary(year: int, group: str | None, fmt: str, output: Path | None) -> None
     totals = builder.overview(data)
     click.echo(f"已生成：{path}（{len(data)} 个共同体）")
     for row in totals:
-        click.echo("  " + " · ".join(f"{h} {v}" for h, v in zip(builder.HEADS["overview"], row)))
+        click.echo(f"  {row[0]}：" + " · ".join(
+            f"{h} {v}" for h, v in zip(builder.HEADS["overview"][1:], row[1:])))

@@ -94,10 +94,13 @@ def build(db: Database, year: int, now: datetime, tz: ZoneInfo,
             quarters = store.quarters_of(p)
             mine = [a for a in s.activities if a["project_id"] == p["id"]]
             in_quarter = [a for a in mine if a["quarter"] in quarters]
+            current = (today.year, quarter_of_month(today.month))
             if in_quarter:
                 ran = "是"
-            elif (today.year, quarter_of_month(today.month)) < (year, min(quarters)):
+            elif current < (year, min(quarters)):
                 ran = "季度未到"
+            elif current <= (year, max(quarters)):
+                ran = "季度进行中"
             elif mine:
                 ran = "否（未在计划季度）"
             else:

@@ -193,3 +193,12 @@ def test_organisers_are_reminded_on_1_november(rt, db, wechat, fake_api):
     [msg] = fake_api.inbox("oOrgJingan001")
     assert "11月30日前" in msg["content"] and "青春社区治理" in msg["content"]
     assert fake_api.inbox("oMemberOnly01") == [] and fake_api.inbox("oOrgOutside01") == []
+
+
+def test_a_project_whose_quarter_is_still_running_is_not_called_missed(rt, db, year_2025):
+    data = summary.build(db, 2025, local(rt, "2025-11-20 10:00"), rt.settings.tz, "baozhang")
+    ran = {p["name"]: p["ran"] for p in data[0].projects}
+    assert ran == {"组建进博会青年突击队": "季度进行中", "举办长三角执法协作论坛": "否（未开展）"}
+    later = summary.build(db, 2025, local(rt, "2025-03-01 10:00"), rt.settings.tz, "zhiyuan")
+    assert {p["ran"] for p in later[0].projects} == {"季度未到"}
+    assert later[0].activities == []  # July's activities had not happened by March
