@@ -22,6 +22,7 @@ from storage.db import immediate
 MIN_CHARS = 4
 MAX_CHARS = 500
 MEMBER_LIST = 10
+MIN_YEAR, MAX_YEAR = 2000, 2100
 STATUS_WORDS = {"new": "新提交", "adopted": "已采纳", "claimed": "已揭榜", "done": "已完成",
                 "rejected": "未采纳"}
 MODE_WORDS = {"directed": "定向揭榜", "open": "自由揭榜"}
@@ -97,7 +98,7 @@ def get(db: Database, need_id: int) -> dict:
 
 
 def adopt(db: Database, need_id: int, *, mode: str, project_name: str, quarter: int,
-          year: int, actor: str, now: datetime, unit: str | None = None, tz=None) -> dict:
+          year: int, actor: str, now: datetime, unit: str | None = None) -> dict:
     """Adopt a new need as a project of its group: 定向揭榜 names the unit that takes it
     (the need is then 已揭榜), 自由揭榜 leaves it 已采纳 for a unit to claim.
 
@@ -109,6 +110,8 @@ def adopt(db: Database, need_id: int, *, mode: str, project_name: str, quarter: 
         raise InvalidNeed("请填写项目名称")
     if quarter not in groups.QUARTER_WORDS:
         raise InvalidNeed("请选择项目所在的季度")
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise InvalidNeed("年度应为四位数字年份")
     unit = clean(unit or "")
     if mode == "directed" and unit not in groups.unit_names():
         raise InvalidNeed("定向揭榜请选择承接的单位")

@@ -90,7 +90,7 @@ def adopt(need_id: int):
     mode = request.form.get("mode", "")
     try:
         need = svc.adopt(db(), need_id, mode=mode, project_name=request.form.get("project", ""),
-                         quarter=_int("quarter", 0), year=_int("year", 0) or 0, actor=actor(),
+                         quarter=_int("quarter", 0), year=_int("year", 0), actor=actor(),
                          now=now(), unit=request.form.get("unit"))
     except svc.NeedError as exc:
         flash(str(exc), "bad")

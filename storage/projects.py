@@ -7,7 +7,6 @@ from sqlite_utils import Database
 
 from clock import to_db
 
-TYPES = ("规定项目", "自选项目", "需求项目")
 SEED_BY = "联盟方案"
 FALLBACK_YEAR = 2025  # the plan's project table is 2025's when sources.yaml gives no date
 

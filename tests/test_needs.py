@@ -200,6 +200,7 @@ def test_finish_after_claim_and_no_second_adoption(organiser, db, rt, fake_api, 
     ({"mode": "open", "project": "", "year": "2026", "quarter": "4"}, "项目名称"),
     ({"mode": "open", "project": "观摩", "year": "2026", "quarter": "9"}, "季度"),
     ({"mode": "maybe", "project": "观摩", "year": "2026", "quarter": "4"}, "定向揭榜或自由揭榜"),
+    ({"mode": "open", "project": "观摩", "year": "abc", "quarter": "4"}, "四位数字年份"),
 ])
 def test_bad_adoption_input_is_refused_and_nothing_changes(organiser, db, raised, form, words):
     resp = organiser.post(f"/admin/needs/{raised['id']}/adopt", form, follow_redirects=True)
