@@ -259,3 +259,36 @@ def test_the_menu_button_starts_a_need(wechat, db):
     assert "请直接回复你的需求" in wechat.event(ZHANG, "CLICK", "NEED_RAISE").text
     assert "已收到你的需求" in wechat.text(ZHANG, "希望组织无人机执法观摩").text
     assert "无人机执法观摩" in wechat.event(ZHANG, "CLICK", "MY_NEEDS").text
+
+
+def test_simultaneous_claims_from_many_threads_leave_exactly_one_winner(rt, db, raised):
+    import threading
+
+    from storage import open_db
+
+    service.adopt(db, raised["id"], mode="open", project_name="观摩", quarter=4, year=2026,
+                  actor="组织者", now=rt.clock.now())
+    units = ["金山区城管执法部门团组织", "徐汇区城管执法部门团组织", "自贸区城管执法部门团组织",
+             "虹口区城管执法局团组织"] * 3
+    results, start = [], threading.Barrier(len(units))
+
+    def claim(unit):
+        conn = open_db(rt.settings.db_path)
+        start.wait()
+        try:
+            service.claim(conn, raised["id"], unit, "组织者", rt.clock.now())
+            results.append(("won", unit))
+        except service.AlreadyClaimed:
+            results.append(("lost", unit))
+
+    threads = [threading.Thread(target=claim, args=(u,)) for u in units]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [u for r, u in results if r == "won"]
+    assert len(results) == len(units) and len(winners) == 1
+    assert service.get(db, raised["id"])["claimed_unit"] == winners[0]
+    assert db.execute("SELECT count(*) FROM need_events WHERE status = 'claimed'").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM deliveries WHERE dedupe_key LIKE 'need:%:claimed'"
+                      ).fetchone()[0] == 1
