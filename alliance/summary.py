@@ -6,6 +6,7 @@ as a Word document or a workbook, in Chinese, ready to present.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ FORMATS = ("docx", "xlsx")
 ADOPTED = ("adopted", "claimed", "done")
 NO_UNIT = "未登记单位"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 BASIS = "依据沪城管团〔2025〕2号“评议激励机制”：各组11月底前汇总建功联盟情况并进行交流展示。"
 HEADS = {
     "projects": ["项目", "类型", "计划季度", "活动次数", "按期开展"],
@@ -55,6 +57,12 @@ def safe(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def printable(value):
+    """Text without the control characters Word and Excel files cannot hold (a title pasted
+    from elsewhere may carry one); numbers unchanged."""
+    return _NOT_XML.sub("", value) if isinstance(value, str) else value
 
 
 def _group_of_activity(a: dict) -> str | None:
@@ -149,6 +157,10 @@ def build(db: Database, year: int, now: datetime, tz: ZoneInfo,
 
 def rows(s: GroupSummary) -> dict[str, list[list]]:
     """The group's tables as rows of display values (shared by both formats and the tests)."""
+    return {key: [[printable(v) for v in r] for r in body] for key, body in _rows(s).items()}
+
+
+def _rows(s: GroupSummary) -> dict[str, list[list]]:
     h = fmt_hours
     return {
         "projects": [[p["name"], p["type"], p["quarters"], p["activities"], p["ran"]]

@@ -202,3 +202,14 @@ def test_a_project_whose_quarter_is_still_running_is_not_called_missed(rt, db, y
     later = summary.build(db, 2025, local(rt, "2025-03-01 10:00"), rt.settings.tz, "zhiyuan")
     assert {p["ran"] for p in later[0].projects} == {"季度未到"}
     assert later[0].activities == []  # July's activities had not happened by March
+
+
+def test_control_characters_in_a_title_do_not_break_either_file(rt, db, tmp_path):
+    start = local(rt, "2025-07-01 09:00")
+    service.create_activity(db, title="志愿\x0b服务\x00日", now=start - timedelta(days=3),
+                            start=start, group="青春志愿服务共同体", hours=1)
+    data = summary.build(db, 2025, rt.clock.now(), rt.settings.tz, "zhiyuan")
+    t = docx_tables(str(summary.to_docx(data, 2025, tmp_path / "c.docx")))
+    assert t[("青春志愿服务共同体", "日期")][0][1] == "志愿服务日"
+    book = load_workbook(summary.to_xlsx(data, 2025, tmp_path / "c.xlsx"))
+    assert book["活动"]["C3"].value == "志愿服务日"
