@@ -313,11 +313,12 @@ def fake_wechat(host: str, port: int, appid: str, secret: str) -> None:
 def _register_feature_commands() -> None:
     """Commands that live with their feature (knowledge, activities, pushes, console)."""
     import activities.cli
+    import alliance.cli
     import console.cli
     import knowledge.cli
     import scheduler.cli
 
-    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli):
+    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli, alliance.cli):
         feature.register(cli)
 
 

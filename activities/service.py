@@ -251,16 +251,17 @@ def create_activity(db: Database, *, title: str, now: datetime, start: datetime 
                     group: str | None = None, hours: float | None = 0,
                     description: str | None = None, status: str = "open",
                     created_by: str | None = None, source_key: str | None = None,
-                    checkout: bool = False, hours_step: float = 0.5) -> int:
+                    checkout: bool = False, hours_step: float = 0.5,
+                    project: int | None = None) -> int:
     """Create an activity and return its id. Raises InvalidActivity on unusable input.
     With `checkout` members also 签退 and hours come from the real attendance, rounded down
-    to `hours_step`."""
+    to `hours_step`; `project` links it to an alliance project (项目化运作)."""
     values = {"title": (title or "").strip(), "grp": _blank(group), "location": _blank(location),
               "description": _blank(description), "start_at": to_db(start),
               "end_at": to_db(end), "deadline_at": to_db(deadline), "capacity": capacity,
               "hours": hours or 0, "status": status, "created_by": created_by,
               "source_key": source_key, "checkout": int(bool(checkout)),
-              "hours_step": hours_step}
+              "hours_step": hours_step, "project_id": project}
     _validate(values, now, new=True)
     with immediate(db):
         if status == "open":
@@ -271,12 +272,13 @@ def create_activity(db: Database, *, title: str, now: datetime, start: datetime 
 def update_activity(db: Database, activity_id: int, changes: dict, now: datetime,
                     tz: ZoneInfo) -> list[dict]:
     """Change an activity's fields (title, start, end, deadline, capacity, location, group,
-    hours, description; times as aware datetimes). More places promote the waitlist in order.
+    hours, description, project id; times as aware datetimes). More places promote the
+    waitlist in order.
     Returns the promoted sign-ups. Raises ActivityNotFound, InvalidActivity."""
     columns = {"title": "title", "start": "start_at", "end": "end_at", "deadline": "deadline_at",
                "capacity": "capacity", "location": "location", "group": "grp",
                "hours": "hours", "description": "description", "checkout": "checkout",
-               "hours_step": "hours_step"}
+               "hours_step": "hours_step", "project": "project_id"}
     unknown = set(changes) - set(columns)
     if unknown:
         raise InvalidActivity(f"不能修改：{', '.join(sorted(unknown))}")

@@ -5,7 +5,8 @@ from flask import Flask, request
 
 from console.auth import bp, login_required, security_headers
 
-_AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit")
+_AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit", "needs",
+          "projects")
 _nested: list[bool] = []
 
 

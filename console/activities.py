@@ -16,10 +16,12 @@ from flask import (Blueprint, Response, abort, flash, redirect, render_template,
 from activities import ActivityError, ActivityNotFound, exports
 from activities import service as svc
 from activities.qr import checkin_qr
+from alliance import projects as alliance_projects
 from clock import TimeFormatError, TimeRangeError, fmt_iso_local, from_db, parse_local
 from console.auth import actor, db, login_required, now, record, runtime
 from knowledge.data import load_alliance
 from privacy import mask_phone
+from storage import projects as project_store
 
 bp = Blueprint("activities", __name__, url_prefix="/activities")
 ROLE = "organiser"  # organisers and admins run activities and sign-ups
@@ -64,7 +66,16 @@ def read_form(form) -> dict:
             "capacity": _number(form, "capacity", "名额", int),
             "hours": _number(form, "hours", "志愿时长", float) or 0,
             "checkout": form.get("checkout") == "1",
-            "hours_step": _number(form, "hours_step", "时长取整", float) or 0.5}
+            "hours_step": _number(form, "hours_step", "时长取整", float) or 0.5,
+            "project": _project(form)}
+
+
+def _project(form) -> int | None:
+    """The alliance project the activity belongs to (项目化运作), or None."""
+    value = _number(form, "project", "所属项目", int)
+    if value is not None and project_store.get(db(), value) is None:
+        raise FormError("所选的联盟项目不存在，请重新选择")
+    return value
 
 
 def form_of(activity: dict) -> dict:
@@ -82,12 +93,17 @@ def form_of(activity: dict) -> dict:
             "capacity": activity.get("capacity") if activity.get("capacity") is not None else "",
             "hours": svc.fmt_hours(activity.get("hours")) if activity.get("hours") else "",
             "checkout": bool(activity.get("checkout")),
-            "hours_step": svc.fmt_hours(activity.get("hours_step") or 0.5)}
+            "hours_step": svc.fmt_hours(activity.get("hours_step") or 0.5),
+            "project": activity.get("project_id") or ""}
 
 
 @bp.app_context_processor
 def form_choices() -> dict:
     return {"hours_steps": [svc.fmt_hours(x) for x in svc.HOURS_STEPS]}
+
+
+def project_choices() -> list[dict]:
+    return alliance_projects.choices(db())
 
 
 def group_names() -> list[str]:
@@ -157,12 +173,13 @@ def new():
                                               created_by=actor(), **fields)
         except (FormError, ActivityError) as exc:
             return render_template("console/activity_form.html", values=values, error=str(exc),
-                                   groups=group_names(), activity=None), 400
+                                   groups=group_names(), projects=project_choices(),
+                                   activity=None), 400
         record("新建活动", f"活动 {activity_id}", fields["title"])
         flash("活动已发布，成员现在可以报名。" if status == "open" else "已保存为草稿。", "ok")
         return redirect(url_for(".detail", activity_id=activity_id))
     return render_template("console/activity_form.html", values=values, error=None,
-                           groups=group_names(), activity=None)
+                           groups=group_names(), projects=project_choices(), activity=None)
 
 
 @bp.route("/<int:activity_id>/edit", methods=["GET", "POST"])
@@ -176,7 +193,8 @@ def edit(activity_id: int):
                                            runtime().settings.tz)
         except (FormError, ActivityError) as exc:
             return render_template("console/activity_form.html", values=dict(request.form),
-                                   error=str(exc), groups=group_names(), activity=activity), 400
+                                   error=str(exc), groups=group_names(),
+                                   projects=project_choices(), activity=activity), 400
         record("修改活动", f"活动 {activity_id}", changes["title"])
         if promoted:
             runtime().wake_dispatcher()
@@ -185,7 +203,8 @@ def edit(activity_id: int):
             flash("已保存。", "ok")
         return redirect(url_for(".detail", activity_id=activity_id))
     return render_template("console/activity_form.html", values=form_of(activity), error=None,
-                           groups=group_names(), activity=activity)
+                           groups=group_names(), projects=project_choices(),
+                           activity=activity)
 
 
 @bp.get("/<int:activity_id>")

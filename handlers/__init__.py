@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from handlers import basic, chitchat, knowledge, more
 from handlers import profile, signup
-from handlers import broadcast, events, reminders
+from handlers import broadcast, events, needs, projects, reminders
 from handlers.router import Context, Reply, Router
 
 
@@ -23,6 +23,7 @@ def build_router() -> Router:
     r.add(basic.voice_unheard, types=["voice"])
     r.add(basic.empty)
     r.add(signup.step)  # a reply to a live sign-up dialog (number, profile, 取消) comes first
+    r.add(needs.step)  # the text after a bare 提需求
     r.add(knowledge.choose_suggestion)  # a number after "你是不是想问"
     r.add(profile.bind)
     r.add(profile.my_info)
@@ -36,11 +37,14 @@ def build_router() -> Router:
     r.add(signup.certificate)
     r.add(broadcast.confirm)  # 确认/取消 while an organiser's 通知 waits
     r.add(broadcast.notice)
+    r.add(needs.raise_need)
+    r.add(needs.mine)
     r.add(reminders.subscription)
     r.add(reminders.mine)
     r.add(more.more)
     r.add(basic.help_)
     r.add(chitchat.reply)  # 谢谢, 收到, 👍, a bare number with no list pending
+    r.add(projects.this_quarter)  # "这个季度有什么项目": the project records
     r.add(knowledge.schedule)  # "这个月有什么活动": relative to today
     r.add(knowledge.ask)  # everything else: the knowledge base, or "没有找到"
     r.add(basic.fallback)

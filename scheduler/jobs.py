@@ -35,8 +35,11 @@ def recurring_key(item_key: str, year: int, month: int, openid: str) -> str:
 
 def plan_all(rt: "Runtime") -> dict:
     """Every planning job, in order; returns what changed (for logs and tests)."""
+    from alliance.reminders import plan_summary_due
+
     done = plan_activities(rt)
     done.update(plan_recurring(rt))
+    done.update(plan_summary_due(rt))
     if any(done.values()):
         log.info("planned: %s", done)
     return done

@@ -14,7 +14,7 @@ from clock import to_db
 LIVE = ("confirmed", "waitlisted")
 ACTIVITY_FIELDS = ("title", "grp", "description", "location", "start_at", "end_at",
                    "deadline_at", "capacity", "hours", "status", "checkin_code", "source_key",
-                   "created_by", "checkout", "hours_step")
+                   "created_by", "checkout", "hours_step", "project_id")
 _COUNTS = ("(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
            "AND s.status = 'confirmed') AS confirmed, "
            "(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "

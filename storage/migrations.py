@@ -179,6 +179,47 @@ def m040_console_sessions(db: Database) -> None:
     db["login_throttle"].create_index(["last_at"])
 
 
+@migrations()
+def m080_needs_projects(db: Database) -> None:
+    # 项目化运作: each group's projects for a year; quarters as "2,3".
+    db["projects"].create({
+        "id": int, "year": int, "grp": str, "name": str, "type": str, "quarters": str,
+        "source_key": str, "created_by": str, "created_at": str,
+    }, pk="id", not_null={"year", "grp", "name", "type", "quarters"})
+    db["projects"].create_index(["year", "grp", "name"], unique=True)
+    db["projects"].create_index(["source_key"], unique=True)
+    db["activities"].add_column("project_id", int)
+    db["activities"].create_index(["project_id"])
+    # 需求征集: a member's need, its group (from the unit) and where it stands.
+    db.execute("""
+        CREATE TABLE needs (
+            id INTEGER PRIMARY KEY, openid TEXT NOT NULL, unit TEXT, grp TEXT,
+            content TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'adopted', 'claimed', 'done', 'rejected')),
+            reason TEXT, mode TEXT CHECK (mode IS NULL OR mode IN ('directed', 'open')),
+            assigned_unit TEXT, project_id INTEGER REFERENCES projects(id),
+            created_at TEXT NOT NULL, updated_at TEXT, updated_by TEXT)""")
+    db["needs"].create_index(["openid", "id"])
+    db["needs"].create_index(["grp", "status"])
+    # 揭榜: one row per need, so the first claim wins whatever the code above does.
+    db.execute("""
+        CREATE TABLE need_claims (
+            need_id INTEGER PRIMARY KEY REFERENCES needs(id), unit TEXT NOT NULL,
+            actor TEXT NOT NULL, at TEXT NOT NULL)""")
+    db["need_events"].create({
+        "id": int, "need_id": int, "status": str, "detail": str, "actor": str, "at": str,
+    }, pk="id", foreign_keys=[("need_id", "needs", "id")], not_null={"need_id", "status", "at"})
+    db["need_events"].create_index(["need_id", "id"])
+
+
+@migrations()
+def m081_default_projects(db: Database) -> None:
+    """The 2025 project table (alliance.yaml) as records; organisers add later years."""
+    from storage.projects import seed_from_alliance
+
+    seed_from_alliance(db)
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
