@@ -633,7 +633,7 @@ def correct_hours(db: Database, signup_id: int, hours: float, reason: str, actor
     if not actor:
         raise InvalidActivity("更正志愿时长必须写明更正人")
     if hours is None or not math.isfinite(hours) or not 0 <= hours <= MAX_HOURS:
-        raise InvalidActivity(f"志愿时长应为 0 或正数（小时），在 0–{MAX_HOURS} 小时之间")
+        raise InvalidActivity(f"志愿时长应在 0–{MAX_HOURS} 小时之间（0 或正数）")
     with immediate(db):
         signup = store.get_signup(db, signup_id)
         if not signup or signup["status"] != "confirmed":

@@ -130,3 +130,25 @@ def dispatch_all(rt) -> None:
 
     api = rt.service("wechat_api", lambda: WeChatAPI(rt.settings, rt.db, rt.clock.now))
     Dispatcher(rt, api).drain()
+
+
+@pytest.fixture
+def organiser(app, rt):
+    """The console, logged in as an organiser (tests/test_console.py's Console)."""
+    from tests.test_console import Console, add_admin
+
+    add_admin(rt, "组织者乙", "organiser")
+    c = Console(app)
+    assert c.login("组织者乙").status_code == 302
+    return c
+
+
+@pytest.fixture
+def console(app, rt):
+    """The console, logged in as an admin."""
+    from tests.test_console import Console, add_admin
+
+    add_admin(rt, "管理员甲", "admin")
+    c = Console(app)
+    assert c.login("管理员甲").status_code == 302
+    return c

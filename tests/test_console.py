@@ -51,22 +51,6 @@ class Console:
         return self.client.post(path, data={"csrf": self.csrf, **(data or {})}, **kw)
 
 
-@pytest.fixture
-def console(app, rt):
-    add_admin(rt, "管理员甲", "admin")
-    c = Console(app)
-    assert c.login("管理员甲").status_code == 302
-    return c
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
-
-
 # --- login, logout, sessions --------------------------------------------------------------
 
 def test_login_page_is_chinese_and_has_a_csrf_field(app):

@@ -13,7 +13,6 @@ from activities import service
 from bot import cli
 from storage import admins, audit
 from tests.conftest import TOKEN
-from tests.test_console import console  # noqa: F401  (fixture)
 from tests.test_console import PASSWORD, Console, add_admin, make_activity, sign_up
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}

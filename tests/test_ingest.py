@@ -3,7 +3,6 @@ than the issuing body's header, and caps that keep a hostile upload from eating 
 from __future__ import annotations
 
 import io
-import time
 import tracemalloc
 import zipfile
 
@@ -17,7 +16,6 @@ from knowledge.data import DATA_DIR
 from knowledge.ingest import IngestError, ingest_file
 from storage import knowledge as kb_store
 from tests.conftest import ROOT, TOKEN
-from tests.test_console import console  # noqa: F401  (fixture)
 
 SEEDS = ROOT.parent / "shared" / "seeds"
 HEADER = "上海市城市管理行政执法局工会委员会文件"
@@ -69,7 +67,7 @@ def test_python_bot_py_ingest_reads_a_pdf_notice(settings, rt, db, notice_pdf, w
     assert rows == ["项目 | 月份 | 负责部门", "职工体检 | 9月 | 工会办公室",
                     "乒乓球比赛 | 10月 | 文体委员会"]
     assert kb_store.version(db) == version + 1
-    time.sleep(1.1)  # the running bot reloads within a second
+    assert rt.knowledge.wait_until_current(15)  # the running bot rebuilds off the request path
     reply = wechat.text("oAsker00009", "乒乓球比赛报名截止时间").text
     assert "9月30日" in reply and "沪城管工〔2026〕9号" in reply
 

@@ -10,7 +10,6 @@ from alliance import needs as service
 from storage import deliveries
 from storage import needs as store
 from tests.conftest import dispatch_all
-from tests.test_console import Console, add_admin
 
 ZHANG = "oNeedZhang001"
 LI = "oNeedLiSi0002"
@@ -23,14 +22,6 @@ def bind(wechat, openid: str, unit: str = "虹口区城管执法局", name: str 
 
 def needs_of(db, openid: str) -> list[dict]:
     return list(db.query("SELECT * FROM needs WHERE openid = ? ORDER BY id", [openid]))
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
 
 
 @pytest.fixture

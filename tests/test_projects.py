@@ -10,16 +10,7 @@ from activities import service
 from alliance import projects as alliance_projects
 from knowledge.data import load_alliance
 from storage import projects as store
-from tests.test_console import Console, add_admin
 from tests.test_needs import bind
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
 
 
 def project_id(db, name: str, year: int = 2025) -> int:

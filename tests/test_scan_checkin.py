@@ -12,7 +12,6 @@ import pytest
 from activities import service
 from activities.qr import code_from_scene
 from storage import members
-from tests.test_console import Console, add_admin
 
 ZHANG = "oZhangSan0001"
 LI = "oLiSi00000002"
@@ -26,14 +25,6 @@ def activity(rt, db):
                                    start=now + timedelta(days=1),
                                    end=now + timedelta(days=1, hours=3),
                                    location="长寿路街道市民驿站", hours=3)
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
 
 
 def signed_up(wechat, openid: str, name: str = "张三") -> None:
