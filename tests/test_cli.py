@@ -205,8 +205,9 @@ def test_the_default_data_dir_is_the_project_folder_not_the_current_one(monkeypa
 def test_a_command_run_from_another_folder_uses_and_names_the_projects_database(tmp_path):
     """An admin made from one folder can log in to the server started from another."""
     project = tmp_path / "chengcheng"
-    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
-        ".git", "data", ".venv", "__pycache__", "test-artifacts", "*.db*"))
+    skip = shutil.ignore_patterns(".git", ".venv", "__pycache__", "test-artifacts", "*.db*")
+    shutil.copytree(ROOT, project, ignore=lambda folder, names: set(skip(folder, names)) | (
+        {"data"} if folder == str(ROOT) else set()))  # the project's data/, not knowledge/data/
     elsewhere = tmp_path / "home"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
