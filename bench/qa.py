@@ -4,7 +4,8 @@
 
 Sets: dev is ../shared/eval/dev.jsonl (public, tuned against); heldout1 and heldout2 are
 bench/heldout*.jsonl, written from the documents by helpers who never saw knowledge/data/
-and frozen before tuning (their sha256 is in the README): only their totals are printed.
+and frozen before tuning; heldout3 was written the same way after tuning (their sha256 is in
+the README). Only totals and per-kind figures are printed for them, never single questions.
 
 Accuracy runs the dev set through the same router as the webhook (signed XML parsed into a
 message, the pipeline, the handlers). Baselines: rapidfuzz extractOne with WRatio over the
@@ -196,7 +197,8 @@ def calibrate(engine: Engine) -> None:
 
 SETS = {"dev": ROOT.parent / "shared" / "eval" / "dev.jsonl",
         "heldout1": ROOT / "bench" / "heldout1.jsonl",
-        "heldout2": ROOT / "bench" / "heldout2.jsonl"}
+        "heldout2": ROOT / "bench" / "heldout2.jsonl",
+        "heldout3": ROOT / "bench" / "heldout3.jsonl"}
 
 
 def declined(reply: str | None) -> bool:
@@ -236,7 +238,7 @@ def confident_wrong(rows: list[dict], replies: list) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sets", default="dev,heldout1,heldout2",
+    ap.add_argument("--sets", default="dev,heldout1,heldout2,heldout3",
                     help="names from " + ", ".join(SETS) + " or paths to .jsonl files")
     ap.add_argument("--dev", help="(old flag) path of the dev set")
     ap.add_argument("--sizes", default="1000,10000,100000")
