@@ -222,10 +222,11 @@ def _register_feature_commands() -> None:
     """Commands that live with their feature (knowledge, activities, pushes, console)."""
     import activities.cli
     import console.cli
+    import console.inbox_cli
     import knowledge.cli
     import scheduler.cli
 
-    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli):
+    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli, console.inbox_cli):
         feature.register(cli)
 
 
