@@ -5,7 +5,7 @@ from flask import Flask
 
 from console.auth import bp, login_required
 
-_AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit")
+_AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit", "inbox")
 _nested: list[bool] = []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from clock import fmt_local, from_db
+from privacy import mask_phones_in
 from storage import handoff as store
 
 ACTOR = "命令行"
@@ -14,13 +15,6 @@ def _rt():
     from runtime import Runtime
 
     return Runtime(_settings())
-
-
-def _wait_words(since: str | None, now) -> str:
-    if not since:
-        return "已回复"
-    minutes = max(0, int((now - from_db(since)).total_seconds() // 60))
-    return f"等待 {minutes // 60} 小时 {minutes % 60} 分" if minutes >= 60 else f"等待 {minutes} 分"
 
 
 def _open_or_fail(rt, openid: str) -> dict:
@@ -54,9 +48,10 @@ def register(cli: click.Group) -> None:
             window = (f"客服消息剩 {allowed.messages_left} 条、{allowed.window.hours_left:.0f} 小时"
                       if allowed.custom_ok else "窗口外：只能用通知模板")
             who = row["name"] or "未登记"
-            click.echo("\t".join([row["openid"], who, _wait_words(row["waiting_since"], now),
+            click.echo("\t".join([row["openid"], who, ("等待 " + service.waited(from_db(row["waiting_since"]), now)
+                                   if row["waiting_since"] else "已回复"),
                                   "开始于 " + fmt_local(from_db(row["opened_at"]), tz), window,
-                                  (row["last_text"] or "")[:40].replace("\n", " ")]))
+                                  mask_phones_in(row["last_text"])[:40].replace("\n", " ")]))
 
     @inbox.command("reply")
     @click.argument("openid")

@@ -48,6 +48,18 @@ class Allowance:
         return self.window.why_not
 
 
+def waited(since: datetime | None, now: datetime) -> str:
+    """How long someone has waited, as organisers say it: '5 分钟', '2 小时 5 分', '3 天'."""
+    if since is None:
+        return ""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} 小时" + (f" {minutes % 60} 分" if minutes % 60 else "")
+    return f"{minutes // 1440} 天"
+
+
 def expire(rt: "Runtime") -> int:
     """Close conversations silent for BOT_HANDOFF_TIMEOUT hours."""
     return store.close_stale(rt.db(), rt.clock.now(),
