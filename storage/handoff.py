@@ -108,18 +108,18 @@ def history(db: Database, openid: str, limit: int = 20) -> list[dict]:
                         "NULL) ORDER BY id DESC LIMIT ?", [openid, limit]):
         if row["content"]:
             items.append({"at": row["created_at"], "who": "member", "text": row["content"],
-                          "order": (row["created_at"], 0, row["id"])})
+                          "order": (row["created_at"], 0, row["id"], 0)})
         answer = row["final_reply"] or row["reply"]
         if answer:
             items.append({"at": row["finished_at"] or row["created_at"], "who": "bot",
-                          "text": answer, "order": (row["created_at"], 1, row["id"])})
+                          "text": answer, "order": (row["created_at"], 0, row["id"], 1)})
     lo = REPLY_PREFIX + openid + ":"
     for row in db.query("SELECT id, text, status, channel, created_at, sent_at, last_error "
                         "FROM deliveries WHERE dedupe_key >= ? AND dedupe_key < ? "
                         "ORDER BY id DESC LIMIT ?", [lo, lo[:-1] + ";", limit]):
         items.append({"at": row["created_at"], "who": "staff", "text": row["text"],
                       "status": row["status"], "channel": row["channel"],
-                      "error": row["last_error"], "order": (row["created_at"], 2, row["id"])})
+                      "error": row["last_error"], "order": (row["created_at"], 1, row["id"], 0)})
     items.sort(key=lambda i: i["order"])
     return items[-limit:]
 
