@@ -10,7 +10,7 @@ try:
 except ImportError:  # the chromium fixture skips (or, with REQUIRE_BROWSER=1, fails) the tests
     expect = None
 
-from storage import audit
+from storage import audit, members
 from storage import handoff as store
 from tests.browser.conftest import PHONE, shoot
 from tests.browser.test_console_browser import login, say, tab
@@ -75,3 +75,26 @@ def test_a_member_reaches_a_person_and_the_organiser_answers(page, rt, wechat):
     tab(page, "概览")
     expect(page.locator("#handoff")).to_contain_text("1 位成员在等回复")
     shoot(page, "43-dashboard-handoff")
+
+
+def test_signup_names_stay_on_one_line_on_a_desktop(page, rt):
+    from activities import service
+
+    db, now = rt.db(), rt.clock.now()
+    activity = service.create_activity(db, title="冬季送温暖志愿服务", now=now,
+                                       start=now + timedelta(days=5), capacity=3, hours=3,
+                                       location="虹口区城管执法局三楼", created_by="李书记")
+    for n, (name, unit) in enumerate([("张三", "虹口区城管执法局"), ("欧阳晓明", "浦东新区城管执法局"),
+                                      ("李四", "徐汇区城管执法局"), ("赵六", "静安区城管执法局")]):
+        openid = f"oSignup{n:05d}"
+        members.touch(db, openid, now)
+        members.set_profile(db, openid, name, unit, f"1381111{n:04d}", now)
+        service.sign_up(db, activity, openid, now)
+    login(page, rt)
+    page.goto(f"/admin/activities/{activity}")
+    lines = page.eval_on_selector_all(
+        "table.signups td.title-cell",
+        "cells => cells.map(c => { const r = document.createRange(); r.selectNodeContents(c);"
+        " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })")
+    assert lines == [1, 1, 1, 1], lines
+    shoot(page, "44-activity-signups")
