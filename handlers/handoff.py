@@ -11,6 +11,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
+from clock import from_db
 from handlers.router import Context, Reply
 from scheduler import handoff as service
 from settings import WEEKDAY_NAMES
@@ -76,6 +77,18 @@ def expect_words(settings, moment: datetime) -> str:
     return f"现在是非工作时间（工作时间：{hours}），工作人员预计{when}以后回复"
 
 
+def _live(ctx: Context, openid: str) -> dict | None:
+    """The member's open conversation, closed first if BOT_HANDOFF_TIMEOUT hours were silent."""
+    conversation = store.open_for(ctx.db, openid)
+    if conversation is None:
+        return None
+    silence = timedelta(hours=ctx.settings.handoff_timeout_hours)
+    if from_db(conversation["last_activity_at"]) <= ctx.now - silence:
+        store.close(ctx.db, conversation["id"], ctx.now, "system", store.TIMEOUT_REASON)
+        return None
+    return conversation
+
+
 def _word(text: str) -> str:
     return _DECOR.sub("", text or "")
 
@@ -86,7 +99,7 @@ def request(msg: Message, ctx: Context) -> Reply | None:
     if word in OPEN_WORDS:
         return _open(msg, ctx)
     if word in CLOSE_WORDS:
-        conversation = store.open_for(ctx.db, msg.openid)
+        conversation = _live(ctx, msg.openid)
         if conversation and store.close(ctx.db, conversation["id"], ctx.now, "member", "member"):
             return Reply(CLOSED, topic="handoff:close")
         return Reply(NOT_OPEN, topic="handoff:close")
@@ -101,8 +114,8 @@ def request(msg: Message, ctx: Context) -> Reply | None:
 
 
 def _open(msg: Message, ctx: Context) -> Reply:
-    service.expire(ctx.rt)
     with immediate(ctx.db):
+        _live(ctx, msg.openid)
         conversation, created = store.open_conversation(ctx.db, msg.openid, ctx.now,
                                                         via=_word(msg.text))
         if created:
@@ -119,8 +132,7 @@ def after(msg: Message, ctx: Context, reply: Reply) -> Reply:
     for the person; otherwise a second decline in a row offers 「人工」."""
     if msg.type not in ("text", "voice") or not msg.text or reply.handler.startswith("handoff."):
         return reply
-    service.expire(ctx.rt)
-    conversation = store.open_for(ctx.db, msg.openid)
+    conversation = _live(ctx, msg.openid)
     declined = reply.handler.rsplit(">", 1)[-1] in FORWARDED and reply.answered is not True
     if conversation is not None:
         store.member_wrote(ctx.db, msg.openid, ctx.now, waiting=declined)
