@@ -7,7 +7,6 @@ BOT_HANDOFF_TIMEOUT hours of silence end it. After two declines in a row the dec
 """
 from __future__ import annotations
 
-import logging
 import re
 from datetime import datetime, timedelta
 
@@ -20,7 +19,6 @@ from storage import handoff as store
 from storage.db import immediate
 from wechat.messages import Message
 
-log = logging.getLogger(__name__)
 OPEN_WORDS = {"人工", "转人工", "找工作人员", "人工客服", "转人工客服", "联系工作人员", "找人工", "人工服务"}
 CLOSE_WORDS = {"结束人工", "退出人工", "结束人工对话"}
 WATCH_ON, WATCH_OFF = "订阅人工提醒", "退订人工提醒"
