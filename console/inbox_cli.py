@@ -45,7 +45,7 @@ def register(cli: click.Group) -> None:
         now, tz = rt.clock.now(), rt.settings.tz
         for row in rows:
             allowed = service.allowance(rt, row["openid"])
-            window = (f"客服消息剩 {allowed.messages_left} 条、{allowed.window.hours_left:.0f} 小时"
+            window = (f"客服消息剩 {allowed.messages_left} 条、{allowed.time_left}"
                       if allowed.custom_ok else "窗口外：只能用通知模板")
             who = row["name"] or "未登记"
             click.echo("\t".join([row["openid"], who, ("等待 " + service.waited(from_db(row["waiting_since"]), now)

@@ -42,6 +42,12 @@ class Allowance:
         return self.window.open and self.messages_left > 0
 
     @property
+    def time_left(self) -> str:
+        """The window's remainder, never rounded up: '47 小时', '35 分钟', '0 小时'."""
+        hours = self.window.hours_left
+        return f"{max(1, int(hours * 60))} 分钟" if 0 < hours < 1 else f"{int(hours)} 小时"
+
+    @property
     def why_not(self) -> str:
         if self.window.open and not self.messages_left:
             return "本窗口内可发的客服消息已用完（含待发送的回复）"

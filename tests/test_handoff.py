@@ -190,6 +190,7 @@ def test_outside_the_window_only_the_template_is_offered(wechat, rt, fake_api):
     wechat.text(MEMBER, "人工")
     later(rt, hours=47, minutes=59)
     assert service.allowance(rt, MEMBER).custom_ok
+    assert service.allowance(rt, MEMBER).time_left == "1 分钟"
     later(rt, minutes=2)
     allowed = service.allowance(rt, MEMBER)
     assert not allowed.custom_ok and allowed.window.hours_left == 0

@@ -60,7 +60,7 @@ def test_a_conversation_shows_messages_profile_and_what_wechat_allows(organiser,
     page = organiser.get(thread_url(rt, ANN)).get_data(as_text=True)
     assert UNKNOWN in page and "已转给工作人员" in page and "已通知工作人员" in page
     assert "138****5678" in page and "13812345678" not in page and ANN not in page
-    assert re.search(r'id="hours-left">48 小时<', page)
+    assert re.search(r'id="hours-left">47 小时<', page)  # never rounded up
     assert re.search(r'id="messages-left">5 条<', page)
     assert "发送回复" in page
 
