@@ -315,10 +315,12 @@ def _register_feature_commands() -> None:
     import activities.cli
     import alliance.cli
     import console.cli
+    import console.inbox_cli
     import knowledge.cli
     import scheduler.cli
 
-    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli, alliance.cli):
+    for feature in (knowledge.cli, activities.cli, scheduler.cli, console.cli, alliance.cli,
+                    console.inbox_cli):
         feature.register(cli)
 
 

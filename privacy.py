@@ -64,3 +64,11 @@ def install_log_redaction() -> None:
     factory sees them all. Idempotent."""
     if logging.getLogRecordFactory() is not _RedactedLogRecord:
         logging.setLogRecordFactory(_RedactedLogRecord)
+
+
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)")
+
+
+def mask_phones_in(text: str | None) -> str:
+    """Free text (a member's message) with every mobile number in it masked."""
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text or "")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,33 @@ def parse_offsets(text: str) -> tuple[timedelta, ...]:
     """'24h,2h' -> (24h, 2h), largest first; duplicates dropped."""
     offsets = {parse_duration(part) for part in text.split(",") if part.strip()}
     return tuple(sorted(offsets, reverse=True))
+
+
+WEEKDAY_NAMES = "一二三四五六日"
+
+
+def parse_work_hours(text: str) -> tuple[frozenset[int], time, time]:
+    """'1-5 09:00-17:30' -> ({1..5}, 09:00, 17:30): ISO weekdays (1 = Monday) and local hours
+    when staff answer members. Raises SettingsError on anything else."""
+    match = re.match(r"^\s*([1-7](?:\s*[-,]\s*[1-7])*)\s+(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*$",
+                     text or "")
+    if not match:
+        raise SettingsError(f"BOT_HANDOFF_HOURS 格式应为“1-5 09:00-17:30”（星期 1–7 与时间）：{text!r}")
+    days: set[int] = set()
+    for part in match.group(1).replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        lo, hi = int(first), int(last or first)
+        if lo > hi:
+            raise SettingsError(f"BOT_HANDOFF_HOURS 星期范围有误：{part!r}")
+        days.update(range(lo, hi + 1))
+    try:
+        start = time(int(match.group(2)), int(match.group(3)))
+        end = time(int(match.group(4)), int(match.group(5)))
+    except ValueError as exc:
+        raise SettingsError(f"BOT_HANDOFF_HOURS 时间无效：{text!r}") from exc
+    if start >= end:
+        raise SettingsError(f"BOT_HANDOFF_HOURS 结束时间应晚于开始时间：{text!r}")
+    return frozenset(days), start, end
 
 
 def _bool(text: str) -> bool:
@@ -88,6 +115,8 @@ class Settings:
     tappable_suggestions: bool = False  # BOT_TAPPABLE_SUGGESTIONS: weixin://bizmsgmenu links
     connection_limit: int = 1000  # BOT_CONNECTION_LIMIT: open connections waitress accepts
     channel_timeout: float = 15  # BOT_CHANNEL_TIMEOUT: seconds an idle connection stays open
+    handoff_hours: str = "1-5 09:00-17:30"  # BOT_HANDOFF_HOURS: when staff answer 人工 requests
+    handoff_timeout_hours: float = 24  # BOT_HANDOFF_TIMEOUT: silence that ends a 人工 conversation
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -103,6 +132,7 @@ class Settings:
             "wechat_subscribe_template": "WECHAT_SUBSCRIBE_TEMPLATE",
             "timezone": "BOT_TIMEZONE", "secret_key": "BOT_SECRET_KEY",
             "fake_now": "BOT_FAKE_NOW", "log_level": "BOT_LOG_LEVEL",
+            "handoff_hours": "BOT_HANDOFF_HOURS",
         }
         numbers = {
             "wechat_cs_window_hours": ("WECHAT_CS_WINDOW_HOURS", float),
@@ -122,6 +152,7 @@ class Settings:
             "checkin_wrong_window_minutes": ("BOT_CHECKIN_WRONG_WINDOW", float),
             "connection_limit": ("BOT_CONNECTION_LIMIT", int),
             "channel_timeout": ("BOT_CHANNEL_TIMEOUT", float),
+            "handoff_timeout_hours": ("BOT_HANDOFF_TIMEOUT", float),
         }
         for name, key in text.items():
             if key in env:
@@ -165,6 +196,9 @@ class Settings:
             self.fixed_now()
         if self.checkin_max_wrong < 1 or self.checkin_wrong_window_minutes <= 0:
             raise SettingsError("BOT_CHECKIN_MAX_WRONG 和 BOT_CHECKIN_WRONG_WINDOW 必须大于 0")
+        parse_work_hours(self.handoff_hours)
+        if self.handoff_timeout_hours <= 0:
+            raise SettingsError("BOT_HANDOFF_TIMEOUT 必须大于 0（小时）")
         return replace(self, wechat_api_base=self.wechat_api_base.rstrip("/"),
                        data_dir=Path(self.data_dir))
 
@@ -180,6 +214,10 @@ class Settings:
             return self.wechat_qr_base.rstrip("/")
         return DEFAULT_QR_BASE if self.wechat_api_base == DEFAULT_API_BASE \
             else self.wechat_api_base
+
+    @property
+    def work_hours(self) -> tuple[frozenset[int], time, time]:
+        return parse_work_hours(self.handoff_hours)
 
     @cached_property
     def db_path(self) -> Path:

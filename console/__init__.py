@@ -6,7 +6,7 @@ from flask import Flask, request
 from console.auth import bp, login_required, security_headers
 
 _AREAS = ("dashboard", "knowledge", "activities", "broadcasts", "simulator", "audit", "needs",
-          "projects")
+          "projects", "inbox")
 _nested: list[bool] = []
 
 

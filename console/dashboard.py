@@ -7,8 +7,11 @@ from flask import Blueprint, render_template
 
 from activities import service as activities
 from console.auth import db, login_required, now, runtime
+from clock import from_db
 from knowledge import engine_for
+from scheduler import handoff
 from storage import deliveries, members, messages
+from storage import handoff as handoff_store
 from storage import knowledge as kb_store
 
 bp = Blueprint("dashboard", __name__)
@@ -24,6 +27,16 @@ def topic_title(engine, topic: str) -> str:
     if entry is not None:
         return entry.question
     return TOPIC_WORDS.get(topic.split(":", 1)[0], topic)
+
+
+def top_questions(engine, counts: list[tuple[str, int]], limit: int = 10) -> list[tuple[str, int]]:
+    """问得最多, one line per question as organisers read it: topics that read the same
+    (schedule:month, schedule:quarter …) are added up."""
+    merged: dict[str, int] = {}
+    for topic, n in counts:
+        title = topic_title(engine, topic)
+        merged[title] = merged.get(title, 0) + n
+    return sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
 def _day_start(moment: datetime, tz) -> datetime:
@@ -61,14 +74,17 @@ def index():
     counts = dict(messages.per_day(database, first_day, offset))
     answered, asked = messages.answer_rate(database, first_day)
     progress = deliveries.progress(database)
+    handoff.expire(rt)
+    waiting, oldest = handoff_store.waiting(database)
     return render_template(
         "console/dashboard.html",
-        stats=members.stats(database),
+        stats=members.stats(database, skip_prefixes=members.TEST_PREFIXES),
+        handoff_waiting=waiting,
+        handoff_oldest=handoff.waited(from_db(oldest), moment) if oldest else "",
         chart=chart(counts, first_day),
         answered=answered, asked=asked,
         rate=round(100 * answered / asked) if asked else None,
-        top=[(topic_title(engine_for(rt), t), n)
-             for t, n in messages.top_topics(database, first_day, 10)],
+        top=top_questions(engine_for(rt), messages.top_topics(database, first_day, 30)),
         unanswered=kb_store.unanswered(database, "open", limit=NEWEST_UNANSWERED),
         pending_count=progress.get("pending", 0) + progress.get("sending", 0),
         failed_count=sum(progress.get(s, 0) for s in ("failed", "unreachable", "dropped")),

@@ -107,6 +107,24 @@ def _test(question: str) -> dict | None:
             "threshold": eng.threshold}
 
 
+def search(eng, q: str, limit: int) -> list[tuple[object, float | None]]:
+    """Entries that contain the words first (in a phrasing or keyword, then in the answer),
+    then the engine's fuzzy matches: "体检" lists the check-up entries before anything alike."""
+    needle = q.casefold()
+    in_question, in_answer = [], []
+    for entry in eng.entries():
+        if any(needle in p.casefold() for p in [*entry.phrasings, *entry.keywords]):
+            in_question.append(entry)
+        elif needle in entry.answer.casefold():
+            in_answer.append(entry)
+    exact = (in_question + in_answer)[:limit]
+    seen = {e.id for e in exact}
+    ranked = eng.search(q, limit=limit)
+    scores = {e.id: score for e, score in ranked}
+    fuzzy = [(e, score) for e, score in ranked if score > 0 and e.id not in seen]
+    return [(e, scores.get(e.id)) for e in exact] + fuzzy[:max(0, limit - len(exact))]
+
+
 @bp.route("/", methods=["GET", "POST"])
 @login_required
 def index():
@@ -116,8 +134,8 @@ def index():
     source = request.args.get("source") or ""
     page = max(1, request.args.get("page", 1, type=int))
     if q:
-        results = [(e, score) for e, score in eng.search(q, limit=PER_PAGE)
-                   if score > 0 and (not source or e.source == source)]
+        results = [(e, score) for e, score in search(eng, q, PER_PAGE)
+                   if not source or e.source == source]
         total = len(results)
     else:
         entries = [e for e in eng.entries() if not source or e.source == source]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from handlers import basic, chitchat, knowledge, more
 from handlers import profile, signup
-from handlers import broadcast, events, needs, projects, reminders
+from handlers import broadcast, events, handoff, needs, projects, reminders
 from handlers.router import Context, Reply, Router
 
 
@@ -22,6 +22,7 @@ def build_router() -> Router:
     r.add(basic.video, types=["video", "shortvideo"])
     r.add(basic.voice_unheard, types=["voice"])
     r.add(basic.empty)
+    r.add(handoff.request)  # 人工 / 结束人工 work whatever dialog is live
     r.add(signup.step)  # a reply to a live sign-up dialog (number, profile, 取消) comes first
     r.add(needs.step)  # the text after a bare 提需求
     r.add(knowledge.choose_suggestion)  # a number after "你是不是想问"
@@ -48,6 +49,7 @@ def build_router() -> Router:
     r.add(knowledge.schedule)  # "这个月有什么活动": relative to today
     r.add(knowledge.ask)  # everything else: the knowledge base, or "没有找到"
     r.add(basic.fallback)
+    r.after(handoff.after)  # open conversation: declines go to a person; 2 declines offer one
     return r
 
 

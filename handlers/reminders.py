@@ -20,7 +20,8 @@ from wechat.messages import Message
 
 SUBSCRIPTION = re.compile(r"^(订阅|退订)提醒\s*[:：]?\s*(.*)$", re.S)
 MINE_WORDS = {"我的提醒", "提醒设置", "我的订阅", "查看提醒"}
-KIND_WORDS = {"reminder": "活动提醒", "recurring": "日历提醒", "notice": "通知", "reply": "回复"}
+KIND_WORDS = {"reminder": "活动提醒", "recurring": "日历提醒", "notice": "通知", "reply": "回复",
+              "handoff": "工作人员回复", "handoff-alert": "人工提醒"}
 
 
 def offsets_words(offsets: tuple[timedelta, ...]) -> str:
@@ -123,7 +124,7 @@ def mine(msg: Message, ctx: Context) -> Reply | None:
         return None
     member = members.get(ctx.db, msg.openid) or {}
     on = bool(member.get("reminders", 1))
-    lines = ["活动提醒：" + (f"开启（报名的活动开始前 {offsets_words(ctx.settings.reminder_offsets)}）"
+    lines = ["活动提醒：" + (f"开启（活动开始前 {offsets_words(ctx.settings.reminder_offsets)}）"
                         if on else "已关闭")]
     chosen = set(members.topics(ctx.db, msg.openid))
     if not on:
@@ -132,15 +133,19 @@ def mine(msg: Message, ctx: Context) -> Reply | None:
         lines.append("日历提醒：全部（工会日历和联盟项目）")
     else:
         picked = [i for i in _remindable(calendar.load_items()) if i.key in chosen]
-        lines.append("日历提醒：" + ("、".join(_label(i) for i in picked) if picked
-                                 else "未订阅（回复“订阅提醒 体检”订阅某一项）"))
+        if picked:
+            lines.append(f"日历提醒（{len(picked)} 项）：")
+            lines += [f"• {_label(i)}" for i in picked]
+        else:
+            lines.append("日历提醒：未订阅")
     upcoming = deliveries.pending_for_member(ctx.db, msg.openid, limit=5)
     if upcoming:
         lines.append("即将发送：")
         for row in upcoming:
             when = fmt_local(max(from_db(row["due_at"]), ctx.now), ctx.tz)
             lines.append(f"• {when} {KIND_WORDS.get(row['kind'], row['kind'])}「{_gist(row)}」")
-    lines.append("回复“订阅提醒”/“退订提醒”开关全部提醒，“退订提醒 体检”只退一项。")
+    lines.append("——")
+    lines.append("订阅一项：订阅提醒 体检\n退订一项：退订提醒 体检\n全部开关：订阅提醒 / 退订提醒")
     return Reply("\n".join(lines), topic="reminders")
 
 

@@ -58,6 +58,7 @@ class Context:
 
 
 Handler = Callable[[Message, Context], "Reply | str | None"]
+PostStep = Callable[[Message, Context, Reply], Reply]
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Route:
 @dataclass
 class Router:
     routes: list[Route] = field(default_factory=list)
+    post: list[PostStep] = field(default_factory=list)  # run on the answer, outermost only
     error_text: str = "抱歉，刚才出了点问题，请稍后再试。"
 
     def add(self, fn: Handler, *, types: Iterable[str] = TEXT_TYPES,
@@ -79,7 +81,26 @@ class Router:
                                  tuple(types), tuple(events)))
         return fn
 
+    def after(self, step: PostStep) -> PostStep:
+        """A step that may amend any answer (e.g. offer a person after declines)."""
+        self.post.append(step)
+        return step
+
     def dispatch(self, msg: Message, ctx: Context) -> Reply:
+        """The first answer, passed through the post steps (once, not per menu re-dispatch)."""
+        reply = self._first(msg, ctx)
+        if ctx.depth:
+            return reply
+        for step in self.post:
+            try:
+                reply = step(msg, ctx, reply)
+            except Exception:
+                log.exception("post step %s failed on %s", step.__name__, msg.dedupe_key)
+                if ctx.db.conn.in_transaction:
+                    ctx.db.conn.execute("ROLLBACK")
+        return reply
+
+    def _first(self, msg: Message, ctx: Context) -> Reply:
         """First handler whose answer is not None; an exception is logged, the member is answered."""
         from handlers.commands import normalise
 

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
 
@@ -47,6 +48,35 @@ def report_words(report: str | None) -> str:
 def backoff(attempt: int) -> timedelta:
     """15 s, 30 s, 1 min, 2 min … capped at 30 min."""
     return min(BACKOFF_BASE * (2 ** max(0, attempt - 1)), BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class CsWindow:
+    """What WeChat allows now for customer-service messages to one member."""
+
+    open: bool  # within the window and under the cap
+    hours_left: float  # 0 when the window has closed
+    messages_left: int  # of the cap, in this window
+    last_seen: datetime | None
+    why_not: str = ""  # when not open, in the words the outbox records
+
+
+def cs_window(db, settings, member: dict, now: datetime) -> CsWindow:
+    """WeChat's rule: customer-service messages only within WECHAT_CS_WINDOW_HOURS of the
+    member's last message, at most WECHAT_CS_MAX_MESSAGES of them since that message."""
+    window = timedelta(hours=settings.wechat_cs_window_hours)
+    last_seen = from_db(member.get("last_seen"))
+    if not last_seen or now - last_seen >= window:
+        return CsWindow(False, 0.0, 0, last_seen,
+                        f"成员超过 {settings.wechat_cs_window_hours:g} 小时未互动，不能发客服消息")
+    hours_left = (last_seen + window - now).total_seconds() / 3600
+    left = settings.wechat_cs_max_messages - deliveries.custom_sent_since(db, member["openid"],
+                                                                         last_seen)
+    if left <= 0:
+        return CsWindow(False, hours_left, 0, last_seen,
+                        f"{settings.wechat_cs_window_hours:g} 小时内客服消息已达 "
+                        f"{settings.wechat_cs_max_messages} 条上限")
+    return CsWindow(True, hours_left, left, last_seen)
 
 
 class RateLimiter:
@@ -155,16 +185,11 @@ class Dispatcher:
         s = self.rt.settings
         out: list[str] = []
         why_not: list[str] = []
-        last_seen = from_db(member["last_seen"])
-        if last_seen and now - last_seen < timedelta(hours=s.wechat_cs_window_hours):
-            if deliveries.custom_sent_since(self.rt.db(), row["openid"], last_seen) \
-                    < s.wechat_cs_max_messages:
-                out.append("custom")
-            else:
-                why_not.append(f"{s.wechat_cs_window_hours:g} 小时内客服消息已达 "
-                               f"{s.wechat_cs_max_messages} 条上限")
+        window = cs_window(self.rt.db(), s, member, now)
+        if window.open:
+            out.append("custom")
         else:
-            why_not.append(f"成员超过 {s.wechat_cs_window_hours:g} 小时未互动，不能发客服消息")
+            why_not.append(window.why_not)
         if self._template_id(row):
             out.append("template")
         else:

@@ -11,6 +11,35 @@ from settings import Settings
 from simulator.client import WeChatClient
 
 POLL_SECONDS = 2.0
+HELP = ("本终端的命令（不会发给机器人）：\n"
+        "  /follow     关注公众号（subscribe 事件）\n"
+        "  /menu       列出菜单按钮；/menu KEY 点击该按钮\n"
+        "  /help       显示这段说明\n"
+        "  /quit       退出\n"
+        "其他内容都作为成员的消息发给机器人（想看机器人的帮助就发“帮助”）。")
+
+
+def menu_lines(menu: dict) -> list[str]:
+    """The custom menu as '  KEY  一级 › 二级 → 命令' lines, for `/menu` without a key."""
+    lines = []
+    for top in menu.get("button", []):
+        for button in top.get("sub_button") or [top]:
+            if button.get("type") == "click":
+                path = f"{top['name']} › {button['name']}" if button is not top else top["name"]
+                lines.append(f"  {button['key']:<20} {path} → {button.get('command', '')}")
+    return lines
+
+
+def local_command(line: str, menu: dict) -> str | None:
+    """The terminal's own answer to a /command (None: send the line to the bot)."""
+    word = line.split(" ", 1)[0]
+    if word in ("/help", "/?"):
+        return HELP
+    if line == "/menu":
+        return "菜单按钮（/menu KEY 点击）：\n" + "\n".join(menu_lines(menu))
+    if word.startswith("/") and word not in ("/follow", "/menu", "/quit", "/exit"):
+        return f"没有 {word} 这个终端命令。\n" + HELP
+    return None
 
 
 def run(settings: Settings, *, url: str | None, openid: str) -> None:
@@ -36,7 +65,10 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
             raise click.ClickException("不知道服务器的 Token：请设置 WECHAT_TOKEN，或在同一数据目录下运行")
         client = WeChatClient(token, url=url, aes_key=settings.wechat_aes_key or None,
                               appid=settings.wechat_appid)
-    click.echo(f"以 {openid} 的身份聊天。输入内容回车发送；/follow 关注，/menu KEY 点菜单，/quit 退出。")
+    click.echo(f"以 {openid} 的身份聊天。输入内容回车发送；/follow 关注，/menu 看菜单，/help 终端命令，/quit 退出。")
+    from wechat import menu as menu_file
+
+    menu = menu_file.load()
     stop = threading.Event()
     if url:
         threading.Thread(target=_poll_pushes, args=(url, openid, stop), daemon=True).start()
@@ -52,6 +84,10 @@ def run(settings: Settings, *, url: str | None, openid: str) -> None:
                 continue
             if line in ("/quit", "/exit"):
                 break
+            own = local_command(line, menu)
+            if own is not None:
+                click.echo(own)
+                continue
             if line == "/follow":
                 result = client.event(openid, "subscribe")
             elif line.startswith("/menu "):

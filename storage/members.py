@@ -8,6 +8,7 @@ from sqlite_utils import Database
 from clock import to_db
 
 ROLES = ("member", "organiser")
+TEST_PREFIXES = ("sim-", "test-")  # the simulator's test members (console/simulator.py)
 
 
 class NotFound(LookupError):
@@ -91,9 +92,12 @@ def in_group(db: Database, units: list[str]) -> list[str]:
         "ORDER BY openid", units)]
 
 
-def stats(db: Database) -> dict:
-    row = db.execute("SELECT count(*), sum(subscribed), sum(name IS NOT NULL) FROM members"
-                     ).fetchone()
+def stats(db: Database, *, skip_prefixes: tuple[str, ...] = ()) -> dict:
+    """Member counts; `skip_prefixes` leaves out openids such as the simulator's test members."""
+    where = " AND ".join("substr(openid, 1, ?) != ?" for _ in skip_prefixes) or "1"
+    args = [x for p in skip_prefixes for x in (len(p), p)]
+    row = db.execute("SELECT count(*), sum(subscribed), sum(name IS NOT NULL) FROM members "
+                     f"WHERE {where}", args).fetchone()
     return {"total": row[0], "subscribed": row[1] or 0, "with_profile": row[2] or 0}
 
 

@@ -220,6 +220,21 @@ def m081_default_projects(db: Database) -> None:
     seed_from_alliance(db)
 
 
+@migrations()
+def m070_handoff(db: Database) -> None:
+    # 人工: a member's conversation with a person; at most one open per member, by constraint.
+    db["handoffs"].create({
+        "id": int, "openid": str, "status": str, "via": str, "opened_at": str,
+        "waiting_since": str, "last_member_at": str, "last_staff_at": str,
+        "last_activity_at": str, "closed_at": str, "closed_by": str, "close_reason": str,
+    }, pk="id", defaults={"status": "open"},
+        not_null={"openid", "status", "opened_at", "last_activity_at"})
+    db.execute("CREATE UNIQUE INDEX handoffs_one_open ON handoffs(openid) WHERE status = 'open'")
+    db["handoffs"].create_index(["status", "waiting_since"])
+    db["handoff_watchers"].create({"openid": str, "since": str}, pk="openid",
+                                  not_null={"since"})
+
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate

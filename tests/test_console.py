@@ -294,7 +294,7 @@ def test_every_admin_route_without_a_session_gets_the_login_page_or_403(app):
 def test_routes_carry_no_member_data(app):
     """Console URLs hold ids of rows, never an openid, a name or a phone."""
     allowed = {"activity_id", "signup_id", "unanswered_id", "entry_id", "batch", "filename",
-               "need_id", "project_id"}
+               "need_id", "project_id", "handoff_id"}
     for rule in admin_rules(app):
         assert set(rule.arguments) <= allowed, rule.rule
 
