@@ -55,6 +55,7 @@ class Speller:
     (words that pinyin initials may stand for)."""
 
     def __init__(self, vocabulary: list[str], text: list[str], topics: list[str]):
+        common_words()  # loaded with the build, not by the first member's question
         grams: Counter = Counter(t for t in topics if 2 <= len(t) <= MAX_WINDOW)
         for phrase in vocabulary:
             for n in range(3, MAX_WINDOW + 1):
