@@ -234,13 +234,14 @@ def prepare(db, now: datetime, tz, members_count: int, capacity: int,
 
 def baseline(token: str, openids: list[str], own_process: bool) -> str:
     """The same burst against the bare Flask app (bench/webhook_load.py), served the same way."""
-    from bench.webhook_load import echo_app
+    from bench.webhook_load import TOKEN as BARE_TOKEN
+    from bench.webhook_load import bare_app
 
     proc = server = None
     if own_process:
         port = free_port()
         proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "webhook_load.py"),
-                                 "--serve-echo", str(port), "--threads", "16"], cwd=ROOT,
+                                 "--serve-bare", str(port), "--threads", "16"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30
@@ -251,10 +252,10 @@ def baseline(token: str, openids: list[str], own_process: bool) -> str:
             except OSError:
                 time.sleep(0.05)
     else:
-        server = ThreadedServer(echo_app()).__enter__()
+        server = ThreadedServer(bare_app()).__enter__()
         url = server.url
     try:
-        figures = hammer([url], token, openids, "报名 进博会青年突击队集训")
+        figures = hammer([url], BARE_TOKEN, openids, "报名 进博会青年突击队集训")
     finally:
         if proc:
             proc.terminate()
