@@ -198,7 +198,8 @@ def calibrate(engine: Engine) -> None:
 SETS = {"dev": ROOT.parent / "shared" / "eval" / "dev.jsonl",
         "heldout1": ROOT / "bench" / "heldout1.jsonl",
         "heldout2": ROOT / "bench" / "heldout2.jsonl",
-        "heldout3": ROOT / "bench" / "heldout3.jsonl"}
+        "heldout3": ROOT / "bench" / "heldout3.jsonl",
+        "heldout4": ROOT / "bench" / "heldout4.jsonl"}  # not measured yet: see the README
 
 
 def declined(reply: str | None) -> bool:
