@@ -47,6 +47,10 @@ QUERY_CACHE = 4096
 LOCAL_FACETS_FROM = 120  # characters: longer answers are judged by the sentences about the question
 _SENTENCE = re.compile(r"[。；;！？!?\n]+")
 _YEAR = re.compile(r"(20[1-3]\d)年")
+# what a silence note can be about that a member names when asking ("名额多少", "什么课程")
+_ATTRIBUTE_NOUNS = {"地点", "路线", "名额", "条件", "课程", "租金", "主题", "形式", "机构", "名单", "人选",
+                    "费用", "金额", "院校", "场地", "地址", "人数", "年限", "天数", "时长", "报名方式",
+                    "流程", "物品", "礼品", "奖品", "届次"}
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
 _MEMBERSHIP = re.compile(r"哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
@@ -138,6 +142,7 @@ class Corpus:
         self.full_text = ["".join(p) + "".join(k) + a for p, k, a in
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
+        self.unstated = [facets.unstated_terms(e.answer) for e in entries]
         topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
         self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
                               if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)
@@ -321,6 +326,11 @@ class Engine:
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
+            silent = c.unstated[i] and (
+                {t for t in c.unstated[i] if t in _ATTRIBUTE_NOUNS and t in q}
+                | {t for k in asked for t in facets.FACET_TERMS.get(k, ()) if t in c.unstated[i]})
+            if silent:
+                cand.missing |= {f"term:{t}" for t in silent}  # the entry itself says it is not stated
             if years and c.years[i] and not years & c.years[i]:
                 cand.missing.add("year")  # asked about 2024, the entry is about 2023
             cand.foreign = sum(1 for t in named if t not in c.full_text[i])
@@ -459,7 +469,7 @@ class Engine:
         return f"{entry.answer}\n——出处：{cite}"
 
     def format_not_stated(self, entry: Entry, missing: set[str]) -> str:
-        wanted = "、".join(dict.fromkeys(WANTED.get(m, m) for m in sorted(missing)))
+        wanted = "、".join(dict.fromkeys(WANTED.get(m, m.removeprefix("term:")) for m in sorted(missing)))
         return f"没有找到：文件没有写{wanted}。文件里写的是：\n" + self.format(entry)
 
     def unit_short(self, unit: str) -> str | None:

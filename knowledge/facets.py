@@ -141,3 +141,29 @@ def counts_in(answer: str, measure: str) -> bool:
     ordinal_ok = "" if measure == _EVENTS else "(?<!第)"  # 举办过几届: 第九届 answers it
     return bool(re.search(rf"{ordinal_ok}(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})",
                           text))
+
+
+_MARKER = re.compile(r"(?:未写|没有写|没写|未说明|没有说明|未提及|没有提到|未提到|未明确|没有明确|未列出|没有列出|"
+                     r"没有给出|未给出|未载明|没有规定|未规定|未公布|没有公布)")
+_PIECES = re.compile(r"[和、及与，,或/]|以及")
+# what a question asks for, in the words the data uses when it says a document is silent on it
+FACET_TERMS = {"where": ("地点", "路线", "院校", "机构", "场地", "地址"), "date": ("日期", "具体时间"),
+               "clock": ("时间",), "count": ("名额", "人数", "年限"), "money": ("租金", "费用", "金额", "标准"),
+               "requirement": ("条件",), "procedure": ("报名方式", "方式", "流程"), "item": ("物品", "礼品"),
+               "person_name": ("人员", "名单", "姓名"), "duration": ("天数", "时长", "年限")}
+
+
+def unstated_terms(answer: str) -> set[str]:
+    """What an answer says the document does not state ("清单没有写地点和名额" -> 地点, 名额):
+    a question about exactly that is declined with what the document does say."""
+    terms: set[str] = set()
+    for sentence in _NOT_STATED.findall(answer):
+        parts = _MARKER.split(sentence, maxsplit=1)
+        if len(parts) < 2:
+            continue
+        for piece in _PIECES.split(re.split(r"[，。；,]", parts[1])[0]):
+            piece = piece.strip().split("的")[-1].removeprefix("具体")
+            if 2 <= len(piece) <= 6:
+                terms.add(piece)
+                terms.add(piece[-2:])  # 开课地点 -> 地点, 申请条件 -> 条件
+    return terms
