@@ -143,6 +143,7 @@ class Corpus:
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
         self.unstated = [facets.unstated_terms(e.answer) for e in entries]
+        self.sentences: dict[int, list[tuple[str, str]]] = {}  # long answers, for local facets
         topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
         self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
                               if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)
@@ -408,15 +409,19 @@ class Engine:
         sentence of a long answer does not say when *this* thing happens."""
         c = self.corpus
         entry = c.entries[i]
-        sentences = [s for s in _SENTENCE.split(facets.stated(entry.answer)) if s.strip()]
-        if len(entry.answer) <= LOCAL_FACETS_FROM or len(sentences) < 3:
+        if len(entry.answer) <= LOCAL_FACETS_FROM:
             return c.kinds[i]
-        scored = [sum(w for g, w in grams if g in c.norm.normalize(s, fillers=False))
-                  for s in sentences]
+        sentences = c.sentences.get(i)
+        if sentences is None:  # normalised once per build, on first use
+            raw = [s for s in _SENTENCE.split(facets.stated(entry.answer)) if s.strip()]
+            sentences = c.sentences[i] = [(s, c.norm.normalize(s, fillers=False)) for s in raw]
+        if len(sentences) < 3:
+            return c.kinds[i]
+        scored = [sum(w for g, w in grams if g in norm) for _, norm in sentences]
         best = max(range(len(sentences)), key=lambda n: scored[n])
         if not scored[best]:
             return c.kinds[i]
-        near = "。".join(sentences[max(0, best - 1):best + 2])
+        near = "。".join(raw for raw, _ in sentences[max(0, best - 1):best + 2])
         return facets.covered(near, entry.answers)
 
     def _group_attribute(self, q: str) -> Entry | None:
