@@ -181,6 +181,8 @@ def test_a_scoped_organiser_sees_and_exports_only_its_scope(app, rt, world, scop
         seen += text
     for openid, name, *_ in inside:  # what is in scope is still shown
         assert name in seen
+    label = "青春法治专研共同体" if scope.startswith("group") else "虹口区城管执法局"
+    assert f"范围：{label}" in c.get("/admin/").get_data(as_text=True)
     # detail pages of objects outside the scope are 404, inside 200
     out_ids = [m[0] for m in outside]
     for table, url in (("needs", "/admin/needs/{}"), ("handoffs", "/admin/inbox/{}")):
