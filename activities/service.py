@@ -678,13 +678,15 @@ def volunteer_record(db: Database, openid: str) -> dict:
             "count": sum(1 for r in rows if (r["credited_hours"] or 0) > 0)}
 
 
-def export_rows(db: Database, activity_id: int, tz: ZoneInfo, *,
-                reveal: bool = False) -> tuple[list[str], list[list]]:
-    """(header, rows) of an activity's sign-up list for CSV/XLSX; phones masked unless reveal."""
+def export_rows(db: Database, activity_id: int, tz: ZoneInfo, *, reveal: bool = False,
+                keep=None) -> tuple[list[str], list[list]]:
+    """(header, rows) of an activity's sign-up list for CSV/XLSX; phones masked unless reveal;
+    `keep(unit)` (a console scope's has_unit) leaves out members outside the account's scope."""
     header = ["序号", "姓名", "单位", "手机", "状态", "候补位次", "报名时间", "确认时间",
               "取消时间", "签到时间", "志愿时长"]
     rows = []
-    for n, s in enumerate(signup_list(db, activity_id), 1):
+    kept = [s for s in signup_list(db, activity_id) if keep is None or keep(s["unit"])]
+    for n, s in enumerate(kept, 1):
         phone = s["phone"] or ""
         rows.append([n, s["name"] or "", s["unit"] or "", phone if reveal else mask_phone(phone),
                      SIGNUP_WORDS.get(s["status"], s["status"]),

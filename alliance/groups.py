@@ -86,3 +86,28 @@ def quarter_of_month(month: int) -> int:
 
 def quarters_words(quarters: list[int]) -> str:
     return "、".join(QUARTER_WORDS[q] for q in quarters if q in QUARTER_WORDS)
+
+
+def unit_of(unit: str | None) -> tuple[str, Group] | None:
+    """The alliance unit (full name, its group) a member's typed unit belongs to, by the same
+    longest match as group_of_unit; None if no alliance unit's name appears in it."""
+    text = unicodedata.normalize("NFKC", unit or "").strip()
+    if not text:
+        return None
+    best: tuple[int, str, Group] | None = None
+    for g in groups():
+        for full, short in g.units:
+            for name in (_SUFFIX.sub("", full), short):
+                if name and name in text and (best is None or len(name) > best[0]):
+                    best = (len(name), full, g)
+    return (best[1], best[2]) if best else None
+
+
+def find_unit(text: str | None) -> tuple[str, Group] | None:
+    """An alliance unit named exactly: its full name, the name without 团组织, or its short name."""
+    t = unicodedata.normalize("NFKC", text or "").strip()
+    for g in groups():
+        for full, short in g.units:
+            if t and t in (full, full.removesuffix("团组织"), _SUFFIX.sub("", full), short):
+                return full, g
+    return None

@@ -84,7 +84,8 @@ def year_view(db: Database, year: int, today: datetime) -> list[tuple[groups.Gro
 
 def choices(db: Database) -> list[dict]:
     """Projects for the activity form's select: '2025 · 青春志愿服务 · 组织大学生…'."""
-    return [{"id": p["id"], "label": f"{p['year']} · {groups.name_of(p['grp'])} · {p['name']}"}
+    return [{"id": p["id"], "grp": p["grp"],
+             "label": f"{p['year']} · {groups.name_of(p['grp'])} · {p['name']}"}
             for p in store.all_projects(db)]
 
 

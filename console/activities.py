@@ -18,7 +18,7 @@ from activities import service as svc
 from activities.qr import checkin_qr
 from alliance import projects as alliance_projects
 from clock import TimeFormatError, TimeRangeError, fmt_iso_local, from_db, parse_local
-from console.auth import actor, db, login_required, now, record, runtime
+from console.auth import actor, db, login_required, now, record, runtime, scope
 from knowledge.data import load_alliance
 from privacy import mask_phone
 from storage import projects as project_store
@@ -103,12 +103,38 @@ def form_choices() -> dict:
 
 
 def project_choices() -> list[dict]:
-    return alliance_projects.choices(db())
+    return [p for p in alliance_projects.choices(db()) if scope().has_group(p.get("grp"))]
 
 
 def group_names() -> list[str]:
-    """Suggestions for the group field: the five 共同体 and the union."""
+    """Suggestions for the group field: the five 共同体 and the union (those in scope)."""
+    if scope().limited:
+        return [g.title for g in scope().groups()]
     return [f"{g['name']}共同体" for g in load_alliance().get("groups") or []] + ["工会"]
+
+
+def in_scope(activity: dict) -> bool:
+    """An activity is in the account's scope when its project's group or its group field is."""
+    limit = scope()
+    if not limit.limited:
+        return True
+    project = project_store.get(db(), activity["project_id"]) if activity.get("project_id") \
+        else None
+    if project is not None:
+        return limit.has_group(project["grp"])
+    return limit.has_group_text(activity.get("grp"))
+
+
+def _check_scope(fields: dict) -> None:
+    """A scoped organiser creates and edits only activities inside the scope."""
+    probe = {"grp": fields.get("group"), "project_id": fields.get("project")}
+    if not in_scope(probe):
+        raise FormError(f"你的账号只管理{scope().label}的活动：请选择范围内的共同体或项目")
+
+
+def signups(activity_id: int) -> list[dict]:
+    """The activity's sign-ups whose members are in the account's scope."""
+    return scope().members(svc.signup_list(db(), activity_id))
 
 
 @bp.app_template_filter("when_dt")
@@ -139,9 +165,12 @@ def _qr(activity: dict):
 
 def _activity_or_404(activity_id: int) -> dict:
     try:
-        return svc.get_activity(db(), activity_id)
+        activity = svc.get_activity(db(), activity_id)
     except ActivityNotFound:
         abort(404)
+    if not in_scope(activity):
+        abort(404)
+    return activity
 
 
 def _view(activity: dict) -> dict:
@@ -155,7 +184,7 @@ def _view(activity: dict) -> dict:
 @bp.get("/")
 @login_required(role=ROLE)
 def index():
-    rows = [_view(a) for a in svc.list_activities(db())]
+    rows = [_view(a) for a in svc.list_activities(db()) if in_scope(a)]
     sections = [(key, words, [a for a in rows if a["status"] == key]) for key, words in SECTIONS]
     return render_template("console/activities.html", sections=sections)
 
@@ -168,6 +197,7 @@ def new():
         values = dict(request.form)
         try:
             fields = read_form(request.form)
+            _check_scope(fields)
             status = "draft" if request.form.get("status") == "draft" else "open"
             activity_id = svc.create_activity(db(), now=now(), status=status,
                                               created_by=actor(), **fields)
@@ -189,6 +219,7 @@ def edit(activity_id: int):
     if request.method == "POST":
         try:
             changes = read_form(request.form)
+            _check_scope(changes)
             promoted = svc.update_activity(db(), activity_id, changes, now(),
                                            runtime().settings.tz)
         except (FormError, ActivityError) as exc:
@@ -211,15 +242,15 @@ def edit(activity_id: int):
 @login_required(role=ROLE)
 def detail(activity_id: int):
     activity = _view(_activity_or_404(activity_id))
-    signups = svc.signup_list(db(), activity_id)
-    for s in signups:
+    signups_ = signups(activity_id)
+    for s in signups_:
         s["phone_masked"] = mask_phone(s.get("phone"))
         s["status_words"] = svc.SIGNUP_WORDS.get(s["status"], s["status"])
     return render_template(
-        "console/activity.html", a=activity, signups=signups,
-        live=[s for s in signups if s["status"] != "cancelled"],
-        cancelled=[s for s in signups if s["status"] == "cancelled"],
-        checked_in=sum(1 for s in signups if s["checked_in_at"] and s["status"] == "confirmed"),
+        "console/activity.html", a=activity, signups=signups_,
+        live=[s for s in signups_ if s["status"] != "cancelled"],
+        cancelled=[s for s in signups_ if s["status"] == "cancelled"],
+        checked_in=sum(1 for s in signups_ if s["checked_in_at"] and s["status"] == "confirmed"),
         qr=_qr(activity), reports=_reports(activity_id), formats=exports.FORMATS)
 
 
@@ -287,7 +318,7 @@ def status(activity_id: int):
 @login_required(role=ROLE)
 def promote(activity_id: int, signup_id: int):
     _activity_or_404(activity_id)
-    signup = next((s for s in svc.signup_list(db(), activity_id) if s["id"] == signup_id), None)
+    signup = next((s for s in signups(activity_id) if s["id"] == signup_id), None)
     if signup is None:
         abort(404)
     add_place = request.form.get("add_place") == "1"
@@ -309,7 +340,7 @@ def promote(activity_id: int, signup_id: int):
 @login_required(role=ROLE)
 def hours(activity_id: int, signup_id: int):
     _activity_or_404(activity_id)
-    if not any(s["id"] == signup_id for s in svc.signup_list(db(), activity_id)):
+    if not any(s["id"] == signup_id for s in signups(activity_id)):
         abort(404)
     try:
         value = _number(request.form, "hours", "志愿时长", float)
@@ -330,7 +361,7 @@ def certificate(activity_id: int, signup_id: int):
     from activities import certificate as cert
 
     _activity_or_404(activity_id)
-    signup = next((s for s in svc.signup_list(db(), activity_id) if s["id"] == signup_id), None)
+    signup = next((s for s in signups(activity_id) if s["id"] == signup_id), None)
     if signup is None:
         abort(404)
     try:
@@ -351,7 +382,8 @@ def export(activity_id: int):
     if fmt not in exports.FORMATS:
         abort(400)
     reveal = request.form.get("reveal") == "1"
-    header, rows = svc.export_rows(db(), activity_id, runtime().settings.tz, reveal=reveal)
+    header, rows = svc.export_rows(db(), activity_id, runtime().settings.tz, reveal=reveal,
+                                   keep=scope().has_unit)
     record("导出名单（显示手机号）" if reveal else "导出名单", f"活动 {activity_id}",
            f"{fmt.upper()}，{len(rows)} 人" + ("，手机号完整显示" if reveal else "，手机号已隐藏"))
     name = f"报名名单-{activity_id}-{activity['title'][:20]}.{fmt}"

@@ -21,6 +21,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from alliance import scope as scopes
 from clock import fmt_iso_local, fmt_local, from_db
 from storage import admins, audit
 
@@ -113,7 +114,20 @@ def current_admin() -> dict | None:
         g.session_expired = expired
         return None
     session["seen"] = stamp
-    return {"id": row["id"], "name": row["name"], "role": row["role"]}
+    return {"id": row["id"], "name": row["name"], "role": row["role"],
+            "scope": row.get("scope")}
+
+
+def scope() -> scopes.Scope:
+    """What the logged-in account may see (三级): every view filters its rows through this one
+    object; admins see everything, and so does an organiser without a scope."""
+    return g.get("scope") or scopes.NOTHING
+
+
+def scope_of(admin: dict | None) -> scopes.Scope:
+    if admin is None or admin["role"] == "admin":
+        return scopes.EVERYTHING
+    return scopes.load(admin.get("scope"))
 
 
 def allowed(admin: dict | None, role: str | tuple[str, ...] | None) -> bool:
@@ -181,6 +195,7 @@ def gate():
     if request.endpoint in UPLOAD_ENDPOINTS:
         request.max_content_length = UPLOAD_MAX_BYTES
     g.admin = current_admin()
+    g.scope = scope_of(g.admin)
     if request.endpoint not in PUBLIC and g.admin is None:
         return _to_login()
     if request.method not in SAFE_METHODS and not _csrf_ok():

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from activities import service as activities
 from clock import fmt_local, to_db
-from console.auth import db, login_required, now, record, runtime
+from console.auth import db, login_required, now, record, runtime, scope
 from scheduler import broadcast
 from scheduler.dispatcher import report_words
 from storage import deliveries
@@ -33,11 +33,35 @@ def read_form(form) -> dict:
             "to": to, "at": at.replace("T", " ")}
 
 
+def check_scope(to: str) -> None:
+    """A scoped organiser names only a 共同体 or an activity inside the scope (the members
+    are filtered by scope in broadcast.audience either way). Raises BroadcastError."""
+    from console.activities import in_scope
+
+    limit = scope()
+    if not limit.limited:
+        return
+    kind, _, value = to.partition(":")
+    if kind == "group" and not limit.has_group(broadcast.find_group(value)["key"]):
+        raise broadcast.BroadcastError(f"你的账号只能群发给{limit.label}范围内的成员")
+    if kind == "activity":
+        try:
+            activity = activities.get_activity(db(), int(value))
+        except (ValueError, activities.ActivityNotFound):
+            return
+        if not in_scope(activity):
+            raise broadcast.BroadcastError(f"没有编号为 {value} 的活动")
+
+
 def _choices() -> dict:
-    """What the audience pickers offer: the 共同体 and the activities members signed up for."""
+    """What the audience pickers offer: the 共同体 and the activities members signed up for
+    (those in the account's scope)."""
+    from console.activities import in_scope
+
     rows = [a for a in activities.list_activities(db(), ("open", "closed"))
-            if (a["confirmed"] or 0) + (a["waitlisted"] or 0) > 0]
-    return {"groups": broadcast.groups(), "activities": rows, "max_text": broadcast.MAX_TEXT,
+            if (a["confirmed"] or 0) + (a["waitlisted"] or 0) > 0 and in_scope(a)]
+    return {"groups": [g for g in broadcast.groups() if scope().has_group(g["key"])],
+            "activities": rows, "max_text": broadcast.MAX_TEXT,
             "template_on": bool(runtime().settings.wechat_template_notice)}
 
 
@@ -65,7 +89,8 @@ def preview():
     try:
         text = broadcast.check_text(fields["text"])
         due = broadcast.due_time(rt, fields["at"] or None)
-        who = broadcast.audience(rt, fields["to"])
+        check_scope(fields["to"])
+        who = broadcast.audience(rt, fields["to"], scope())
     except broadcast.BroadcastError as exc:
         return _compose(values, error=str(exc), status=400)
     shown = {"text": f"【{fields['title']}】{text}", "count": len(who.openids), "label": who.label,
@@ -84,8 +109,9 @@ def send():
     if not BATCH_RE.match(batch):
         abort(400)
     try:
+        check_scope(fields["to"])
         queued = broadcast.queue(runtime(), fields["text"], fields["to"], fields["at"] or None,
-                                 title=fields["title"], batch=batch)
+                                 title=fields["title"], batch=batch, scope=scope())
     except broadcast.BroadcastError as exc:
         return _compose(values, error=str(exc), status=400)
     when = "立即发送" if not fields["at"] else \

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta
 from flask import Blueprint, render_template
 
 from activities import service as activities
-from console.auth import db, login_required, now, runtime
+from console.auth import db, login_required, now, runtime, scope
 from clock import from_db
 from knowledge import engine_for
 from scheduler import handoff
 from storage import deliveries, members, messages
-from storage import handoff as handoff_store
+from console.inbox import waiting as inbox_waiting
 from storage import knowledge as kb_store
 
 bp = Blueprint("dashboard", __name__)
@@ -57,10 +57,21 @@ def chart(counts: dict[str, int], first_day: datetime, days: int = DAYS) -> dict
     return {"bars": bars, "peak": peak, "total": sum(counts.values())}
 
 
+def member_stats(database) -> dict:
+    """Member counts, within the account's scope (test members left out)."""
+    if not scope().limited:
+        return members.stats(database, skip_prefixes=members.TEST_PREFIXES)
+    rows = scope().members(members.units(database, skip_prefixes=members.TEST_PREFIXES))
+    return {"total": len(rows), "subscribed": sum(r["subscribed"] or 0 for r in rows),
+            "with_profile": sum(r["named"] for r in rows)}
+
+
 def upcoming(database, moment: datetime) -> list[dict]:
-    """Published activities not started yet, soonest first, with places left."""
+    """Published activities not started yet (in scope), soonest first, with places left."""
+    from console.activities import in_scope
+
     rows = [a for a in activities.list_activities(database, ("open", "closed"))
-            if (activities.start_of(a) or moment) > moment]
+            if (activities.start_of(a) or moment) > moment and in_scope(a)]
     return [{**a, "left": activities.places_left(a)} for a in rows[:UPCOMING]]
 
 
@@ -75,17 +86,18 @@ def index():
     answered, asked = messages.answer_rate(database, first_day)
     progress = deliveries.progress(database)
     handoff.expire(rt)
-    waiting, oldest = handoff_store.waiting(database)
+    waiting, oldest = inbox_waiting(database)
     return render_template(
         "console/dashboard.html",
-        stats=members.stats(database, skip_prefixes=members.TEST_PREFIXES),
+        stats=member_stats(database),
         handoff_waiting=waiting,
         handoff_oldest=handoff.waited(from_db(oldest), moment) if oldest else "",
         chart=chart(counts, first_day),
         answered=answered, asked=asked,
         rate=round(100 * answered / asked) if asked else None,
         top=top_questions(engine_for(rt), messages.top_topics(database, first_day, 30)),
-        unanswered=kb_store.unanswered(database, "open", limit=NEWEST_UNANSWERED),
+        unanswered=[] if scope().limited else
+        kb_store.unanswered(database, "open", limit=NEWEST_UNANSWERED),
         pending_count=progress.get("pending", 0) + progress.get("sending", 0),
         failed_count=sum(progress.get(s, 0) for s in ("failed", "unreachable", "dropped")),
         sent_count=progress.get("sent", 0),

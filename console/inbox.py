@@ -11,7 +11,7 @@ import secrets
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from clock import from_db
-from console.auth import actor, db, login_required, now, runtime
+from console.auth import actor, db, login_required, now, runtime, scope
 from privacy import mask_openid, mask_phone, mask_phones_in
 from scheduler import handoff as service
 from storage import handoff as store
@@ -33,9 +33,18 @@ def _row(row: dict, moment) -> dict:
 
 def _conversation_or_404(handoff_id: int) -> dict:
     row = store.get(db(), handoff_id)
-    if row is None:
+    if row is None or not scope().has_unit(row["unit"]):
         abort(404)
     return row
+
+
+def waiting(database) -> tuple[int, str | None]:
+    """(conversations waiting for a person, the oldest wait) within the account's scope."""
+    if not scope().limited:
+        return store.waiting(database)
+    stamps = [r["waiting_since"] for r in scope().members(store.list_open(database))
+              if r["waiting_since"]]
+    return len(stamps), min(stamps, default=None)
 
 
 @bp.get("/")
@@ -43,12 +52,13 @@ def _conversation_or_404(handoff_id: int) -> dict:
 def index():
     rt, database, moment = runtime(), db(), now()
     service.expire(rt)
-    rows = [_row(r, moment) for r in store.list_open(database)]
-    count, oldest = store.waiting(database)
+    rows = [_row(r, moment) for r in scope().members(store.list_open(database))]
+    count, oldest = waiting(database)
     return render_template("console/inbox.html", rows=rows, waiting=count,
                            oldest=service.waited(from_db(oldest), moment) if oldest else "",
                            closed=[_row(r, moment) for r in
-                                   store.recently_closed(database, CLOSED_SHOWN)],
+                                   scope().members(store.recently_closed(database,
+                                                                         CLOSED_SHOWN))],
                            close_words=CLOSE_WORDS)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import (Blueprint, abort, flash, redirect, render_template, request, url_for)
 
-from console.auth import actor, db, login_required, now, record, runtime
+from console.auth import actor, db, login_required, now, record, runtime, scope
 from knowledge import engine_for
 from knowledge.data import KnowledgeDataError, entry_from_dict
 from knowledge.ingest import IngestError, ingest_file
@@ -146,7 +146,7 @@ def index():
         "console/knowledge.html", q=q, source=source, page=page, results=results, total=total,
         pages=1 if q else max(1, -(-total // PER_PAGE)), test=test, sources=eng.corpus.sources,
         edited={row["id"] for row in kb_store.entries(database)},
-        unanswered=kb_store.unanswered(database, "open", limit=30),
+        unanswered=[] if scope().limited else kb_store.unanswered(database, "open", limit=30),
         documents=kb_store.documents(database))
 
 

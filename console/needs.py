@@ -15,7 +15,7 @@ from alliance import needs as svc
 from alliance.groups import QUARTER_WORDS, quarter_of_month
 from alliance.summary import safe
 from clock import fmt_iso_local, from_db
-from console.auth import actor, db, login_required, now, record, runtime
+from console.auth import actor, db, login_required, now, record, runtime, scope
 from storage import needs as store
 
 bp = Blueprint("needs", __name__, url_prefix="/needs")
@@ -24,11 +24,26 @@ STATUS_ORDER = ("new", "adopted", "claimed", "done", "rejected")
 UNGROUPED = "-"
 
 
+def in_scope(need: dict) -> bool:
+    """A need is the scope's when its member's unit is (or, for a 共同体 scope, it was put
+    in that group)."""
+    limit = scope()
+    return limit.has_unit(need.get("unit")) or (
+        limit.text.startswith("group:") and limit.has_group(need.get("grp")))
+
+
+def listing(grp: str | None = None, status: str | None = None) -> list[dict]:
+    return [n for n in store.listing(db(), grp, status) if in_scope(n)]
+
+
 def _need_or_404(need_id: int) -> dict:
     try:
-        return svc.get(db(), need_id)
+        need = svc.get(db(), need_id)
     except svc.NeedNotFound:
         abort(404)
+    if not in_scope(need):
+        abort(404)
+    return need
 
 
 def _view(need: dict) -> dict:
@@ -47,14 +62,19 @@ def index():
         abort(404)
     if status and status not in svc.STATUS_WORDS:
         abort(404)
-    items = [_view(n) for n in store.listing(db(), grp, status)]
+    items = [_view(n) for n in listing(grp, status)]
     sections = [(g.key, g.title, [n for n in items if n["grp"] == g.key]) for g in groups.groups()]
     sections.append((UNGROUPED, "未归组（单位不在五个共同体）", [n for n in items if not n["grp"]]))
-    counts = store.counts(db())
-    by_status = {s: sum(v for (_, st), v in counts.items() if st == s) for s in STATUS_ORDER}
+    if scope().limited:
+        sections = [s for s in sections if s[2] or scope().has_group(s[0])]
+        mine = listing()
+        by_status = {s: sum(1 for n in mine if n["status"] == s) for s in STATUS_ORDER}
+    else:
+        counts = store.counts(db())
+        by_status = {s: sum(v for (_, st), v in counts.items() if st == s) for s in STATUS_ORDER}
     return render_template("console/needs.html", sections=sections, grp=grp, status=status,
                            by_status=by_status, status_words=svc.STATUS_WORDS,
-                           groups=groups.groups(), total=sum(by_status.values()))
+                           groups=scope().groups(), total=sum(by_status.values()))
 
 
 @bp.get("/<int:need_id>")
@@ -147,6 +167,9 @@ def decline(need_id: int):
 @login_required(role=ROLE)
 def set_group(need_id: int):
     _need_or_404(need_id)
+    if not scope().has_group(request.form.get("grp", "")):
+        flash(f"你的账号只管理{scope().label}的需求，不能归入其他共同体", "bad")
+        return redirect(url_for(".detail", need_id=need_id))
     try:
         need = svc.set_group(db(), need_id, request.form.get("grp", ""), actor(), now())
     except svc.NeedError as exc:
@@ -167,7 +190,7 @@ def export():
     rows = [[n["id"], groups.name_of(n["grp"]), n["unit"] or "", n["content"],
              svc.STATUS_WORDS[n["status"]], svc.MODE_WORDS.get(n["mode"] or "", ""),
              n["claimed_unit"] or "", n["project_name"] or "", n["reason"] or "",
-             fmt_iso_local(from_db(n["created_at"]), tz)] for n in store.listing(db())]
+             fmt_iso_local(from_db(n["created_at"]), tz)] for n in listing()]
     rows = [[safe(v) for v in r] for r in rows]
     record("导出需求", None, f"CSV，{len(rows)} 条")
     data = exports.to_csv(header, rows).encode("utf-8-sig")

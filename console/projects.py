@@ -16,7 +16,7 @@ from alliance import projects as svc
 from alliance import summary
 from alliance.groups import QUARTER_WORDS
 from clock import fmt_iso_local
-from console.auth import actor, db, login_required, now, record, runtime
+from console.auth import actor, db, login_required, now, record, runtime, scope
 from storage import projects as store
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
@@ -45,18 +45,19 @@ def _year() -> int:
 @login_required(role=ROLE)
 def index():
     year = _year()
-    view = svc.year_view(db(), year, _today())
+    view = [(g, items) for g, items in svc.year_view(db(), year, _today())
+            if scope().has_group(g.key)]
     due = sum(1 for _, items in view for p in items if p["flag"] == "due")
     years = sorted(set(store.years(db())) | {year, _today().year})
     return render_template("console/projects.html", view=view, year=year, years=years, due=due,
-                           groups=groups.groups(), formats=summary.FORMATS)
+                           groups=scope().groups(), formats=summary.FORMATS)
 
 
 @bp.get("/<int:project_id>")
 @login_required(role=ROLE)
 def detail(project_id: int):
     p = store.get(db(), project_id)
-    if p is None:
+    if p is None or not scope().has_group(p["grp"]):
         abort(404)
     rows = store.for_year(db(), p["year"], p["grp"])
     p = next(r for r in rows if r["id"] == project_id)
@@ -80,6 +81,8 @@ def new():
                   "name": request.form.get("name", ""), "type": request.form.get("type", ""),
                   "quarters": request.form.getlist("quarters")}
         try:
+            if not scope().has_group(values["grp"]):
+                raise svc.ProjectError(f"你的账号只管理{scope().label}的项目")
             year = int(values["year"]) if values["year"].strip().isdigit() else 0
             quarters = [int(q) for q in values["quarters"] if q.isdigit()]
             project_id = svc.add(db(), year=year, group_key=values["grp"], name=values["name"],
@@ -87,14 +90,14 @@ def new():
                                  now=now())
         except svc.ProjectError as exc:
             return render_template("console/project_form.html", values=values, error=str(exc),
-                                   groups=groups.groups(), types=svc.TYPES,
+                                   groups=scope().groups(), types=svc.TYPES,
                                    quarters=QUARTER_WORDS), 400
         record("新增联盟项目", f"项目 {project_id}",
                f"{year}年 {groups.name_of(values['grp'])}：{values['name'].strip()}")
         flash("项目已添加。", "ok")
         return redirect(url_for(".index", year=year))
     return render_template("console/project_form.html", values=values, error=None,
-                           groups=groups.groups(), types=svc.TYPES, quarters=QUARTER_WORDS)
+                           groups=scope().groups(), types=svc.TYPES, quarters=QUARTER_WORDS)
 
 
 @bp.post("/summary")
@@ -108,6 +111,11 @@ def download_summary():
     key = request.form.get("grp") or None
     if key and groups.by_key(key) is None:
         abort(400)
+    if scope().limited:
+        mine = [g.key for g in scope().groups()]
+        key = key or (mine[0] if len(mine) == 1 else None)
+        if key not in mine:
+            abort(403)
     moment, tz = now(), runtime().settings.tz
     data = summary.build(db(), year, moment, tz, key)
     with tempfile.TemporaryDirectory() as tmp:

@@ -74,8 +74,17 @@ def find_group(name: str, data_dir: str | Path = DATA_DIR) -> dict:
     raise BroadcastError(f"没有叫“{name}”的共同体。可选：{names}")
 
 
-def audience(rt: "Runtime", to: str = "all") -> Audience:
-    """Who a broadcast to `to` reaches now. Raises BroadcastError for an unknown audience."""
+def audience(rt: "Runtime", to: str = "all", scope=None) -> Audience:
+    """Who a broadcast to `to` reaches now; a console account's scope (alliance.scope) keeps
+    only the members inside it. Raises BroadcastError for an unknown audience."""
+    who = _audience(rt, to)
+    if scope is None or not scope.limited:
+        return who
+    kept = {r["openid"] for r in scope.members(members.units(rt.db(), who.openids))}
+    return Audience([o for o in who.openids if o in kept], f"{who.label}（仅{scope.label}）")
+
+
+def _audience(rt: "Runtime", to: str) -> Audience:
     db = rt.db()
     to = (to or "all").strip()
     kind, _, value = to.partition(":")
@@ -129,7 +138,8 @@ def due_time(rt: "Runtime", at: str | datetime | None) -> datetime:
 
 
 def queue(rt: "Runtime", text: str, to: str = "all", at: str | datetime | None = None, *,
-          title: str = "通知", sender: str = "诚城青年助手", batch: str | None = None) -> Queued:
+          title: str = "通知", sender: str = "诚城青年助手", batch: str | None = None,
+          scope=None) -> Queued:
     """Queue a notice for everyone in the audience; returns the batch and how many rows.
 
     Queuing the same batch again adds nobody twice (dedupe key notice:<batch>:<openid>).
@@ -137,7 +147,7 @@ def queue(rt: "Runtime", text: str, to: str = "all", at: str | datetime | None =
     """
     text = check_text(text)
     due = due_time(rt, at)
-    who = audience(rt, to)
+    who = audience(rt, to, scope)
     if not who.openids:
         raise BroadcastError(f"{who.label}中没有关注公众号的成员，通知未发送")
     batch = batch or new_batch(rt)

@@ -28,13 +28,16 @@ class NoSuchAdmin(LookupError):
     """No account with this name."""
 
 
-def create(db: Database, name: str, password_hash: str, role: str, now: datetime) -> int:
-    """Add an account; returns its id. Raises AdminExists, or ValueError for an unknown role."""
+def create(db: Database, name: str, password_hash: str, role: str, now: datetime,
+           scope: str | None = None) -> int:
+    """Add an account (scope: alliance.scope's text, None for all); returns its id.
+    Raises AdminExists, or ValueError for an unknown role."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     try:
-        cur = db.execute("INSERT INTO admins(name, password_hash, role, created_at, failed) "
-                         "VALUES (?, ?, ?, ?, 0)", [name, password_hash, role, to_db(now)])
+        cur = db.execute("INSERT INTO admins(name, password_hash, role, created_at, failed, "
+                         "scope) VALUES (?, ?, ?, ?, 0, ?)",
+                         [name, password_hash, role, to_db(now), scope or None])
     except sqlite3.IntegrityError as exc:
         raise AdminExists(name) from exc
     return cur.lastrowid
@@ -53,6 +56,14 @@ def set_password(db: Database, name: str, password_hash: str, role: str | None =
                    "(SELECT id FROM admins WHERE name = ?)", [name])
 
 
+def set_scope(db: Database, name: str, scope: str | None) -> None:
+    """Limit the account to a scope (None: all); open sessions read it at their next request.
+    Raises NoSuchAdmin."""
+    cur = db.execute("UPDATE admins SET scope = ? WHERE name = ?", [scope or None, name])
+    if cur.rowcount == 0:
+        raise NoSuchAdmin(name)
+
+
 def get(db: Database, admin_id: int) -> dict | None:
     rows = list(db.query("SELECT * FROM admins WHERE id = ?", [admin_id]))
     return rows[0] if rows else None
@@ -64,7 +75,7 @@ def by_name(db: Database, name: str) -> dict | None:
 
 
 def all_admins(db: Database) -> list[dict]:
-    return list(db.query("SELECT id, name, role, created_at FROM admins ORDER BY name"))
+    return list(db.query("SELECT id, name, role, scope, created_at FROM admins ORDER BY name"))
 
 
 def delete(db: Database, name: str) -> bool:

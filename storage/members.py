@@ -101,6 +101,20 @@ def stats(db: Database, *, skip_prefixes: tuple[str, ...] = ()) -> dict:
     return {"total": row[0], "subscribed": row[1] or 0, "with_profile": row[2] or 0}
 
 
+def units(db: Database, openids: list[str] | None = None, *,
+          skip_prefixes: tuple[str, ...] = ()) -> list[dict]:
+    """openid, unit, subscribed and whether a name is registered, for the given members (all
+    when None): what a console scope needs to filter and count members."""
+    where = [f"substr(openid, 1, {len(p)}) != ?" for p in skip_prefixes]
+    args: list = list(skip_prefixes)
+    rows = list(db.query("SELECT openid, unit, subscribed, name IS NOT NULL AS named "
+                         f"FROM members WHERE {' AND '.join(where) or '1'}", args))
+    if openids is not None:
+        wanted = set(openids)
+        rows = [r for r in rows if r["openid"] in wanted]
+    return rows
+
+
 def ensure(db: Database, openid: str, now: datetime) -> None:
     """Make sure a member row exists without touching last_seen (imports, tests)."""
     db.execute("INSERT OR IGNORE INTO members(openid, subscribed, first_seen, role, reminders) "

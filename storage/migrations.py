@@ -235,6 +235,12 @@ def m070_handoff(db: Database) -> None:
                                   not_null={"since"})
 
 
+
+@migrations()
+def m090_admin_scope(db: Database) -> None:
+    # 三级: an organiser limited to a 共同体 or a unit ("group:fazhi" / "unit:…"); NULL sees all.
+    db["admins"].add_column("scope", str)
+
 def migrate(db: Database) -> None:
     """Bring the database to the newest schema; safe to call at every start, from any process."""
     from storage.db import immediate
