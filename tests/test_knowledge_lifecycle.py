@@ -44,7 +44,7 @@ def ask_all(url: str, questions: list[str], connections: int = 20) -> list[str]:
     """Every question posted at once over `connections` connections, as WeChat's servers do."""
     replies: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(connections)
+    start = threading.Barrier(connections, timeout=60)
 
     def member(n: int) -> None:
         client = WeChatClient(TOKEN, url=url, timeout=30)
