@@ -45,7 +45,16 @@ class CachedEngine(Engine):
             if len(self._answers) >= self.cache_size:
                 self._answers.clear()
             self._answers[question] = hit
-        return copy.copy(hit)  # callers may set fields on their copy
+        return _copy(hit)
+
+
+def _copy(answer: Answer) -> Answer:
+    """A copy whose fields and lists the caller may change without touching the cached one."""
+    out = copy.copy(answer)
+    for name, value in vars(out).items():
+        if isinstance(value, list):
+            setattr(out, name, list(value))
+    return out
 
 
 class Knowledge:
