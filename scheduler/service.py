@@ -9,18 +9,15 @@ in a write transaction before sending.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.dispatcher import Dispatcher
-from storage import deliveries, leases
+from storage import claims, deliveries, leases
 from wechat.api import WeChatAPI
 
 if TYPE_CHECKING:
@@ -35,49 +32,13 @@ PLAN_SECONDS = 60
 MISFIRE_GRACE_SECONDS = 600  # a late job still runs within 10 minutes (APScheduler's default is 1 s)
 
 
-def _pid_namespace() -> str:
-    """Processes can judge each other's pids only inside one pid namespace (Linux)."""
-    try:
-        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
-    except OSError:
-        return ""
-
-
-def make_owner() -> str:
-    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only when the owner ran on this host, in this pid namespace, and its pid is gone.
-
-    Anything uncertain (another host, another namespace, a pid now reused) counts as alive,
-    so the lease is then left to run out.
-    """
-    try:
-        host, ns, pid, _ = owner.rsplit(":", 3)
-        pid_number = int(pid)
-    except ValueError:
-        return False
-    if host != socket.gethostname() or not ns or ns != _pid_namespace():
-        return False
-    if pid_number == os.getpid():
-        return False
-    try:
-        os.kill(pid_number, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 class SchedulerService:
     """Lease renewal, planning and dispatching for one process; `start()` / `stop()`."""
 
     def __init__(self, rt: "Runtime", *, lease_ttl: timedelta = LEASE_TTL,
                  renew_seconds: float = RENEW_SECONDS, plan_seconds: float = PLAN_SECONDS):
         self.rt = rt
-        self.owner = make_owner()
+        self.owner = claims.begin()  # storage/claims.py tells a dead owner from a slow one
         self.lease_ttl, self.renew_seconds, self.plan_seconds = lease_ttl, renew_seconds, \
             plan_seconds
         self.api = rt.service("wechat_api", lambda: WeChatAPI(rt.settings, rt.db, rt.clock.now))
@@ -122,6 +83,7 @@ class SchedulerService:
         if self.leader:
             leases.release(self.rt.db(), LEASE, self.owner)
         self._leader_until = 0.0
+        claims.end(self.owner)
 
     def renew(self) -> bool:
         """Take or keep the lease; a predecessor that died on this host is replaced at once."""
@@ -132,7 +94,7 @@ class SchedulerService:
         got = leases.acquire(db, LEASE, self.owner, self.lease_ttl, now)
         if not got:
             holder = leases.holder(db, LEASE, now)
-            if holder and owner_is_dead(holder) and \
+            if holder and claims.judge(holder) is True and \
                     leases.take_over(db, LEASE, holder, self.owner, self.lease_ttl, now):
                 freed = deliveries.release_claims(db, holder, now)
                 log.warning("scheduler %s took over from dead %s (%d claimed messages freed)",

@@ -132,23 +132,21 @@ def dispatch_all(rt) -> None:
     Dispatcher(rt, api).drain()
 
 
-@pytest.fixture
-def organiser(app, rt):
-    """The console, logged in as an organiser (tests/test_console.py's Console)."""
+def _logged_in(app, rt, name: str, role: str):
+    """The console (tests/test_console.py's Console), logged in through its form."""
     from tests.test_console import Console, add_admin
 
-    add_admin(rt, "组织者乙", "organiser")
+    add_admin(rt, name, role)
     c = Console(app)
-    assert c.login("组织者乙").status_code == 302
+    assert c.login(name).status_code == 302
     return c
+
+
+@pytest.fixture
+def organiser(app, rt):
+    return _logged_in(app, rt, "组织者乙", "organiser")
 
 
 @pytest.fixture
 def console(app, rt):
-    """The console, logged in as an admin."""
-    from tests.test_console import Console, add_admin
-
-    add_admin(rt, "管理员甲", "admin")
-    c = Console(app)
-    assert c.login("管理员甲").status_code == 302
-    return c
+    return _logged_in(app, rt, "管理员甲", "admin")

@@ -7,16 +7,7 @@ import pytest
 
 from knowledge import engine_for
 from simulator.terminal import HELP, local_command
-from tests.test_console import Console, add_admin
 from wechat import menu as menu_file
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
 
 
 def test_knowledge_search_lists_entries_containing_the_words_first(organiser, rt):

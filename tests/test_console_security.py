@@ -146,9 +146,9 @@ def test_the_session_cookie_is_secure_behind_https_when_set(make_app, rt):
     ("hours", "nan", "志愿时长"),
     ("hours", "inf", "志愿时长"),
 ])
-def test_odd_activity_fields_are_refused_in_words(organiser_console, field, value, words):
+def test_odd_activity_fields_are_refused_in_words(organiser, field, value, words):
     form = {"title": "护河志愿活动", "start": "2026-12-01T09:00", field: value}
-    resp = organiser_console.post("/admin/activities/new", form)
+    resp = organiser.post("/admin/activities/new", form)
     assert resp.status_code == 400 and words in resp.get_data(as_text=True)
 
 
@@ -168,11 +168,11 @@ def test_the_command_line_refuses_the_same_in_words(settings, rt, args, words):
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
-def test_an_hours_correction_of_nan_or_inf_is_refused(organiser_console, rt, wechat, value):
-    activity_id = make_activity(organiser_console)
+def test_an_hours_correction_of_nan_or_inf_is_refused(organiser, rt, wechat, value):
+    activity_id = make_activity(organiser)
     sign_up(wechat, "oMemberA0001", "张三", "13811112222")
     [signup] = service.signup_list(rt.db(), activity_id)
-    resp = organiser_console.post(
+    resp = organiser.post(
         f"/admin/activities/{activity_id}/signups/{signup['id']}/hours",
         {"hours": value, "reason": "补录"}, follow_redirects=True)
     assert "志愿时长应为数字" in resp.get_data(as_text=True)
@@ -223,14 +223,6 @@ def test_admin_add_reads_the_password_from_stdin_or_the_environment(app, rt, set
     assert empty.exit_code != 0 and "标准输入" in empty.output
     assert admins.by_name(rt.db(), "吴九") is None
     assert "BOT_ADMIN_PASSWORD" in runner.invoke(cli, ["admin", "add", "--help"]).output
-
-
-@pytest.fixture
-def organiser_console(app, rt):
-    add_admin(rt, "组织者丙", "organiser")
-    c = Console(app)
-    assert c.login("组织者丙").status_code == 302
-    return c
 
 
 def test_nothing_here_writes_passwords_to_the_audit_log(app, rt):

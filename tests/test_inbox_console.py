@@ -10,7 +10,6 @@ from clock import to_db
 from storage import audit, members, messages
 from storage import handoff as store
 from tests.conftest import dispatch_all
-from tests.test_console import Console, add_admin
 
 ANN = "oMemberAnn00001"
 BOB = "oMemberBob00002"
@@ -20,14 +19,6 @@ UNKNOWN = "宿舍楼的热水器坏了找谁修"
 @pytest.fixture
 def app(make_app):
     return make_app(send_rate=0, reply_budget=60, wechat_template_notice="TPL_NOTICE")
-
-
-@pytest.fixture
-def organiser(app, rt):
-    add_admin(rt, "组织者乙", "organiser")
-    c = Console(app)
-    assert c.login("组织者乙").status_code == 302
-    return c
 
 
 def later(rt, **delta):

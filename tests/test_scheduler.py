@@ -13,9 +13,9 @@ from activities import service as acts
 from clock import parse_local
 from scheduler import jobs
 from scheduler.dispatcher import CLAIM_FOR, Dispatcher
-from scheduler.service import LEASE, MISFIRE_GRACE_SECONDS, SchedulerService, make_owner
+from scheduler.service import LEASE, MISFIRE_GRACE_SECONDS, SchedulerService
 from settings import parse_offsets
-from storage import deliveries, leases, members
+from storage import claims, deliveries, leases, members
 from wechat.api import WeChatAPI
 
 REMIND_TPL = "TPL_REMIND"
@@ -451,7 +451,8 @@ def test_a_successor_replaces_a_leader_that_died_on_this_host_at_once(rt, fake_a
     join(rt, "oMember00001", "oMember00002")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    owner = make_owner().rsplit(":", 2)[0] + f":{dead.pid}:dead00"
+    host, ns, boot = claims.this_process().split(":")[:3]
+    owner = f"{host}:{ns}:{boot}:{dead.pid}::dead00"  # a run of a process that has exited
     assert leases.acquire(rt.db(), LEASE, owner, timedelta(minutes=5), rt.clock.now())
     notices(rt, ["oMember00001", "oMember00002"], "x")
     deliveries.claim_due(rt.db(), rt.clock.now(), 10, CLAIM_FOR, owner)  # in flight when it died
