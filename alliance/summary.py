@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
+from activities.exports import csv_safe
 from activities.service import fmt_hours
 from alliance import groups
 from alliance.groups import QUARTER_WORDS, quarter_of_month
@@ -26,7 +27,6 @@ from storage import projects as store
 FORMATS = ("docx", "xlsx")
 ADOPTED = ("adopted", "claimed", "done")
 NO_UNIT = "未登记单位"
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 BASIS = "依据沪城管团〔2025〕2号“评议激励机制”：各组11月底前汇总建功联盟情况并进行交流展示。"
 HEADS = {
@@ -49,14 +49,6 @@ class GroupSummary:
     quarters: list[dict] = field(default_factory=list)
     needs: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
-
-
-def safe(value):
-    """A cell value spreadsheet programs will not run: text that starts like a formula gets
-    a leading apostrophe (member text reaches exports)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def printable(value):
@@ -286,7 +278,7 @@ def to_xlsx(summaries: list[GroupSummary], year: int, path: str | Path, *,
         for cell in sheet[2]:
             cell.font = Font(bold=True)
         for r in body:
-            sheet.append([safe(v) for v in r])
+            sheet.append([csv_safe(v) for v in r])  # the sign-up export's rule: text, never a formula
         for n, head in enumerate(header, 1):
             width = max([len(str(head))] + [len(str(r[n - 1])) for r in body]) * 2 + 2
             sheet.column_dimensions[get_column_letter(n)].width = min(50, max(8, width))

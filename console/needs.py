@@ -13,7 +13,6 @@ from activities import exports
 from alliance import groups
 from alliance import needs as svc
 from alliance.groups import QUARTER_WORDS, quarter_of_month
-from alliance.summary import safe
 from clock import fmt_iso_local, from_db
 from console.auth import actor, db, login_required, now, record, runtime, scope
 from storage import needs as store
@@ -191,7 +190,6 @@ def export():
              svc.STATUS_WORDS[n["status"]], svc.MODE_WORDS.get(n["mode"] or "", ""),
              n["claimed_unit"] or "", n["project_name"] or "", n["reason"] or "",
              fmt_iso_local(from_db(n["created_at"]), tz)] for n in listing()]
-    rows = [[safe(v) for v in r] for r in rows]
     record("导出需求", None, f"CSV，{len(rows)} 条")
     data = exports.to_csv(header, rows).encode("utf-8-sig")
     return send_file(io.BytesIO(data), mimetype="text/csv; charset=utf-8", as_attachment=True,

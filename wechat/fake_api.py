@@ -370,8 +370,8 @@ class FakeWeChatAPI:
 
     # ---- messages --------------------------------------------------------------------
 
-    def _send_checks(self, query, body) -> dict | None:
-        """Shared order for send endpoints: token, body, openid format."""
+    def _json_checks(self, query, body) -> dict | None:
+        """WeChat's order for JSON endpoints: token, then an empty (44002) or non-object (47001) body."""
         error = self._token_error(query)
         if error:
             return error
@@ -379,6 +379,13 @@ class FakeWeChatAPI:
             return _err(44002)
         if not isinstance(body, dict):
             return _err(47001)
+        return None
+
+    def _send_checks(self, query, body) -> dict | None:
+        """Shared order for send endpoints: token, body, openid format."""
+        error = self._json_checks(query, body)
+        if error:
+            return error
         touser = body.get("touser")
         if not isinstance(touser, str) or not OPENID_RE.match(touser):
             return _err(40003)
@@ -474,13 +481,9 @@ class FakeWeChatAPI:
     # ---- parametric QR codes --------------------------------------------------------
 
     def _r_qrcode_create(self, method, query, body):
-        error = self._token_error(query)
+        error = self._json_checks(query, body)
         if error:
             return error
-        if body is None:
-            return _err(44002)
-        if not isinstance(body, dict):
-            return _err(47001)
         if self.qr_unauthorized:
             return _err(48001)
         action = body.get("action_name")
@@ -530,13 +533,9 @@ class FakeWeChatAPI:
     # ---- menu ------------------------------------------------------------------------
 
     def _r_menu_create(self, method, query, body):
-        error = self._token_error(query)
+        error = self._json_checks(query, body)
         if error:
             return error
-        if body is None:
-            return _err(44002)
-        if not isinstance(body, dict):
-            return _err(47001)
         buttons = body.get("button")
         if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
             return _err(40016)
