@@ -67,17 +67,8 @@ def unit_names() -> list[str]:
 def group_of_unit(unit: str | None) -> Group | None:
     """'虹口区城管执法局' / '虹口区城管执法局执法一中队' / '虹口' -> 青春法治专研; None if no
     alliance unit's short name (虹口, 总队, 自贸区 …) appears in it. The longest match wins."""
-    text = unicodedata.normalize("NFKC", unit or "").strip()
-    if not text:
-        return None
-    best: tuple[int, Group] | None = None
-    for g in groups():
-        for full, short in g.units:
-            plain = _SUFFIX.sub("", full)
-            for name in (plain, short):
-                if name and name in text and (best is None or len(name) > best[0]):
-                    best = (len(name), g)
-    return best[1] if best else None
+    found = unit_of(unit)
+    return found[1] if found else None
 
 
 def quarter_of_month(month: int) -> int:

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 from activities import service
+from alliance import groups
 from handlers import words
 from handlers.router import Context, Reply
 from knowledge import engine_for
@@ -68,7 +69,7 @@ def ask(msg: Message, ctx: Context) -> Reply | None:
     if not msg.text:
         return None
     engine = engine_for(ctx.rt)
-    question, unit_missing = _own_unit(msg.text, ctx, engine)
+    question, unit_missing = _own_unit(msg.text, ctx)
     answer = engine.answer(question)
     if unit_missing and not answer.confident and _ABOUT_GROUPS.search(msg.text):
         return Reply(UNIT_UNKNOWN, topic="own-unit", answered=False)
@@ -110,15 +111,15 @@ def _suggestion_line(n: int, question: str, ctx: Context) -> str:
     return f'<a href="weixin://bizmsgmenu?msgmenucontent={n}&msgmenuid={n}">{n}. {safe}</a>'
 
 
-def _own_unit(text: str, ctx: Context, engine) -> tuple[str, bool]:
+def _own_unit(text: str, ctx: Context) -> tuple[str, bool]:
     """"我们单位在哪个组" from a member whose unit is registered asks about that unit."""
     if not _OWN_UNIT.search(text):
         return text, False
-    unit = (ctx.member or {}).get("unit") or ""
-    short = engine.unit_short(unit) if unit else None
-    if not short:
+    found = groups.unit_of((ctx.member or {}).get("unit"))
+    if not found:
         return text, True
-    return _OWN_UNIT.sub(short, text), False
+    unit, group = found
+    return _OWN_UNIT.sub(dict(group.units)[unit], text), False
 
 
 def _with_year(text: str, question: str, ctx: Context) -> str:

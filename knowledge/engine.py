@@ -123,8 +123,7 @@ class Corpus:
     """One immutable build of everything searchable; swapped whole on reload."""
 
     def __init__(self, entries: list[Entry], sources: dict[str, Source],
-                 normalizer: Normalizer, passages: list[dict],
-                 groups: dict[str, list[str]] | None = None):
+                 normalizer: Normalizer, passages: list[dict], alliance: list[dict] | None = None):
         self.entries = entries
         self.by_id = {e.id: e for e in entries}
         self.sources = sources
@@ -160,16 +159,16 @@ class Corpus:
                       or ({sources[e.source].date[:4]} if e.source in sources
                           and sources[e.source].date[:4].isdigit() else set())
                       for e in entries]
-        self.group_names = sorted({e.keywords[0] for e in entries
-                                   if e.id.endswith("-lead") and e.origin == "alliance"})
         self.passages = passages
         self._queries: dict[str, str] = {}  # one answer normalises the message several times
-        # the alliance's groups by every name members use (法治专研, 法治组 …), longest first
-        self.group_names_by_key = {key: sorted({normalizer.normalize(n, fillers=False)
-                                                for n in names if n}, key=len, reverse=True)
-                                   for key, names in (groups or {}).items()}
-        self.unit_shorts = sorted({e.keywords[0] for e in entries
-                                   if e.id.startswith("alliance-unit-") and e.keywords})
+        # the alliance's groups (alliance.yaml) by every name members use (法治专研, 法治组 …),
+        # and its units' short names (虹口, 总队 …), for questions about who is in which group
+        self.alliance = alliance or []
+        self.group_names_by_key = {
+            g["key"]: sorted({nq(n, fillers=False) for n in [g["name"], *(g.get("aliases") or [])]},
+                             key=len, reverse=True) for g in self.alliance}
+        self.unit_shorts = sorted({u["short"] for g in self.alliance
+                                   for u in [g["lead"], *(g.get("members") or [])]})
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
         self.passage_kinds = [facets.covered(p["text"]) for p in passages]
@@ -218,10 +217,9 @@ class Engine:
         passages: list[dict] = []
         if self._db is not None:
             entries, passages = self._merge_database(entries)
-        groups = {g["key"]: [g["name"], *(g.get("aliases") or [])]
-                  for g in load_alliance(self.data_dir).get("groups") or [] if g.get("key")}
         corpus = Corpus(entries, load_sources(self.data_dir),
-                        Normalizer(load_synonyms(self.data_dir)), passages, groups)
+                        Normalizer(load_synonyms(self.data_dir)), passages,
+                        load_alliance(self.data_dir).get("groups"))
         if version == 0:
             _FILES_ONLY[self.data_dir] = (files, corpus)
         self._stamp = stamp
@@ -397,7 +395,8 @@ class Engine:
     def _unit_membership(self, q: str) -> Entry | None:
         """"金山在哪个组", however long the message around it: the one unit named, its group."""
         c = self.corpus
-        if not _MEMBERSHIP.search(q) or any(g in q for g in c.group_names):
+        if not _MEMBERSHIP.search(q) or any(n in q for names in c.group_names_by_key.values()
+                                            for n in names):
             return None
         units = {u for u in c.unit_shorts if u in q}
         if len(units) != 1:
@@ -476,12 +475,6 @@ class Engine:
     def format_not_stated(self, entry: Entry, missing: set[str]) -> str:
         wanted = "、".join(dict.fromkeys(WANTED.get(m, m.removeprefix("term:")) for m in sorted(missing)))
         return f"没有找到：文件没有写{wanted}。文件里写的是：\n" + self.format(entry)
-
-    def unit_short(self, unit: str) -> str | None:
-        """The alliance's short name for a member's registered unit (虹口区城管执法局 -> 虹口)."""
-        text = self.corpus.norm.normalize(unit, fillers=False)
-        hits = [s for s in self.corpus.unit_shorts if s and s in text]
-        return max(hits, key=len) if hits else None
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.corpus.by_id.get(entry_id)
