@@ -61,7 +61,8 @@ def schedule(msg: Message, ctx: Context) -> Reply | None:
         return None  # "3月的女职工活动几号、在哪" asks a detail: the knowledge base says what it can
     plan = plans.for_year(ctx.db, period.year)
     return Reply(describe(period, plan.items, _activities_in(ctx, period), ctx.tz,
-                          plan_year=plan.year, citation=plan.citation),
+                          union_year=plan.union_year, projects_year=plan.projects_year,
+                          citation=plan.citation),
                  topic=f"schedule:{period.kind}", answered=True)
 
 

@@ -93,8 +93,7 @@ def kb_calendar(file: str) -> None:
 
     rt = Runtime(_settings())
     try:
-        plan = plans.load(rt.db(), file, rt.clock.now())
+        union, added = plans.load(rt.db(), file, rt.clock.now())
     except CalendarDataError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"✓ {plan.year}年计划：{sum(i.kind == 'union' for i in plan.items)} 项工会项目，"
-               f"{sum(i.kind == 'alliance' for i in plan.items)} 项联盟项目（数据库 {rt.settings.db_path}）")
+    click.echo(f"✓ {union} 项工会项目；联盟项目记录新增 {added} 项（数据库 {rt.settings.db_path}）")

@@ -67,8 +67,8 @@ def parse_period(text: str, today: datetime) -> Period | None:
     return None
 
 
-def describe(period: Period, items: list, activities: list[dict], tz, *, plan_year: int = 2025,
-             citation: str = "") -> str:
+def describe(period: Period, items: list, activities: list[dict], tz, *, union_year: int = 2025,
+             projects_year: int | None = 2025, citation: str = "") -> str:
     """The reply: calendar items of the period, the standing ones, and published activities;
     it says which year's plan it reads when that is not the year asked about."""
     months = set(period.months)
@@ -87,8 +87,11 @@ def describe(period: Period, items: list, activities: list[dict], tz, *, plan_ye
             month_text = "、".join(f"{m}月" for m in sorted(item_months))
             union_lines.append(f"· {item.name}（{month_text}）— {'、'.join(item.departments)}")
     parts = [f"{period.label}的安排："]
-    if plan_year != period.year:
-        parts.append(f"（{period.year}年的计划还没有载入，以下按{plan_year}年计划的月份和季度安排列出，"
+    projects_year = projects_year or union_year
+    if union_year != period.year or projects_year != period.year:
+        used = (f"{union_year}年计划" if union_year == projects_year
+                else f"{union_year}年工会计划和{projects_year}年联盟项目表")
+        parts.append(f"（{period.year}年的计划还没有载入，以下按{used}的月份和季度安排列出，"
                      f"新计划发布后以新计划为准。）")
     if activities:
         parts.append("已发布的活动（可回复“报名”）：")
@@ -96,11 +99,11 @@ def describe(period: Period, items: list, activities: list[dict], tz, *, plan_ye
 
         for a in activities:
             parts.append(f"· {a['title']}，{fmt_local(a['start_at_dt'], tz)}")
-    parts.append(f"工会项目清单（{plan_year}年计划，按月份）：")
+    parts.append(f"工会项目清单（{union_year}年计划，按月份）：")
     parts += union_lines or ["· 这个时间段没有按月安排的工会项目"]
     if standing:
         parts.append("全年进行：" + "、".join(standing))
-    parts.append(f"联盟团建共同体项目（{plan_year}年项目汇总表，按季度）：")
+    parts.append(f"联盟团建共同体项目（{projects_year}年项目汇总表，按季度）：")
     parts += alliance_lines or ["· 这个时间段没有安排联盟项目"]
     parts.append("——出处：" + (citation or "《2025年上海市城管执法局工会工作计划》（沪城管工〔2025〕1号）；"
                  "《上海市城管执法系统“诚城”青年建功联盟团建共同体实施方案》（沪城管团〔2025〕2号）"))

@@ -21,6 +21,12 @@ def get(db: Database, key: str) -> str | None:
     return row[0] if row else None
 
 
+def keys(db: Database, prefix: str) -> list[str]:
+    """The keys that start with `prefix` (a year's plan is kept as plan:<year>)."""
+    return [r[0] for r in db.execute("SELECT key FROM kv WHERE substr(key, 1, ?) = ?",
+                                     [len(prefix), prefix])]
+
+
 def put(db: Database, key: str, value: str, now: datetime) -> None:
     db.execute("INSERT INTO kv(key, value, updated_at) VALUES (?, ?, ?) "
                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "

@@ -156,6 +156,8 @@ def test_a_loaded_plan_answers_its_year_and_other_years_say_which_plan(rt, wecha
     after = ask(wechat, "下个月有什么安排", openid="oAnswers0009")
     assert "组织体检（10月）" in after and "2026年计划" in after and "还没有载入" not in after
     assert "（示例）2026年工会工作计划" in after
+    projects = ask(wechat, "二季度有什么项目", openid="oAnswers0010")  # the same project records
+    assert projects.startswith("2026年二季度的联盟项目") and "举办执法案例研讨活动" in projects
     bad = tmp_path / "bad.yaml"
     bad.write_text("year: 2026\ncitation: x\nitems:\n  - {key: a, name: b, months: [13]}\n", "utf-8")
     result = runner.invoke(bot.cli, ["kb", "calendar", str(bad)])
