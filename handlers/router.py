@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from sqlite_utils import Database
 
+from handlers.commands import normalise
 from wechat.messages import Message
 
 if TYPE_CHECKING:
@@ -102,8 +103,6 @@ class Router:
 
     def _first(self, msg: Message, ctx: Context) -> Reply:
         """First handler whose answer is not None; an exception is logged, the member is answered."""
-        from handlers.commands import normalise
-
         msg = normalise(msg)  # 报明 -> 报名, 签倒 123456 -> 签到 123456
         for route in self.routes:
             if msg.type not in route.types:

@@ -126,6 +126,7 @@ class Corpus:
                  normalizer: Normalizer, passages: list[dict], alliance: list[dict] | None = None):
         self.entries = entries
         self.by_id = {e.id: e for e in entries}
+        self.position = {e.id: i for i, e in enumerate(entries)}
         self.sources = sources
         self.norm = normalizer
         nq = self.norm.normalize
@@ -143,14 +144,14 @@ class Corpus:
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
         self.unstated = [facets.unstated_terms(e.answer) for e in entries]
         self.sentences: dict[int, list[tuple[str, str]]] = {}  # long answers, for local facets
-        topics = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
+        named_things = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
         self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
                               if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)
                               and not _GENERIC_TOPIC.search(t)},
                              key=len, reverse=True)
         self._topic_re = re.compile("|".join(map(re.escape, self.topics))) if self.topics else None
-        self.speller = Speller([p for ps in self.phrasings for p in ps] + topics,
-                               self.answer_norm, topics)
+        self.speller = Speller([p for ps in self.phrasings for p in ps] + named_things,
+                               self.answer_norm, named_things)
         self.weights = term_weights(self.full_text)
         self.index = BM25Index([(p + k, a) for p, k, a in
                                 zip(self.phrasings, self.keywords, self.answer_norm)])
@@ -345,23 +346,21 @@ class Engine:
         threshold ("你是不是想问"); an ingested passage; a decline with suggestions."""
         self.reload_if_changed()
         c = self.corpus
-        exact = c.exact.get(c.query(question), [])
+        q = c.query(question)
+        exact = [c.entries[i] for i in c.exact.get(q, [])]
         if exact:
-            entries = [c.entries[i] for i in exact]
-            own = [e for e in entries if e.origin == "organiser"]
-            entries = own if len(own) == 1 else entries  # an organiser's phrasing is deliberate
-            exact_candidates = [Candidate(e, similarity=1.0, coverage=1.0, confidence=1.0,
-                                          relevance=1.0) for e in entries]
-            if len({e.answer for e in entries}) == 1:
-                return Answer(self.format(entries[0]), entries[0].id, 1.0, True, "entry",
-                              candidates=exact_candidates)
-            return Answer(None, None, 1.0, False, "choose", candidates=exact_candidates,
-                          suggestions=[(e.id, e.question) for e in entries[:3]])
-        unit = self._unit_membership(c.query(question)) or self._group_attribute(c.query(question))
-        if unit is not None:
-            return Answer(self.format(unit), unit.id, 1.0, True, "entry",
-                          candidates=[Candidate(unit, similarity=1.0, coverage=1.0, confidence=1.0,
-                                                relevance=1.0)])
+            own = [e for e in exact if e.origin == "organiser"]
+            exact = own if len(own) == 1 else exact  # an organiser's phrasing is deliberate
+            if len({e.answer for e in exact}) > 1:
+                return Answer(None, None, 1.0, False, "choose",
+                              candidates=[_certain(e) for e in exact],
+                              suggestions=[(e.id, e.question) for e in exact[:3]])
+        structured = exact[:1] or [e for e in (self._unit_membership(q),
+                                               self._group_attribute(q)) if e][:1]
+        if structured:
+            entry = structured[0]
+            return Answer(self.format(entry), entry.id, 1.0, True, "entry",
+                          candidates=[_certain(entry)])
         ranked = self.rank(question, k=CANDIDATES)
         best = ranked[0] if ranked else None
         if best and best.confidence >= self.threshold:
@@ -374,7 +373,7 @@ class Engine:
             return Answer(self.format(best.entry), best.entry.id, best.confidence, True,
                           "entry", candidates=ranked)
         near = max(ranked, key=lambda r: r.relevance) if ranked else None
-        on_topic = bool(near) and near.foreign == 0 and bool(c.topics_in(c.query(question)))
+        on_topic = bool(near) and near.foreign == 0 and bool(c.topics_in(q))
         if near and near.missing and near.relevance >= self.threshold + (
                 0.0 if on_topic else NOT_STATED_OFF_TOPIC):
             return Answer(self.format_not_stated(near.entry, near.missing), near.entry.id,
@@ -430,8 +429,7 @@ class Engine:
         wanted = {attr for attr, pattern in _GROUP_ATTRIBUTES.items() if pattern.search(q)}
         if len(named) != 1 or len(wanted) != 1 or any(u in q for u in c.unit_shorts):
             return None
-        target = f"alliance-{named.pop()}-{wanted.pop()}"
-        i = next((n for n, e in enumerate(c.entries) if e.id == target), None)
+        i = c.position.get(f"alliance-{named.pop()}-{wanted.pop()}")
         if i is None or facets.missing(facets.asked(q), c.kinds[i]):
             return None
         return c.entries[i]
@@ -487,6 +485,11 @@ class Engine:
         if not query.strip():
             return [(e, 0.0) for e in self.corpus.entries[:limit]]
         return [(c.entry, c.confidence) for c in self.rank(query, k=limit)]
+
+
+def _certain(entry: Entry) -> Candidate:
+    """The candidate of an answer that needed no ranking (an exact phrasing, a structured fact)."""
+    return Candidate(entry, similarity=1.0, coverage=1.0, confidence=1.0, relevance=1.0)
 
 
 def _excerpt(text: str, limit: int) -> str:

@@ -64,21 +64,18 @@ class Speller:
             for n in (3, MAX_WINDOW):
                 grams.update(passage[i:i + n] for i in range(len(passage) - n + 1))
         first = {ch: readings(ch)[0] for ch in set("".join(grams))}
-        self.known = {g for g in grams if all(first[ch] for ch in g)}
         by_sound: dict[tuple[str, ...], Counter] = {}
-        for gram in self.known:
-            by_sound.setdefault(tuple(first[ch] for ch in gram), Counter())[gram] = grams[gram]
+        for gram in grams:
+            if all(first[ch] for ch in gram):  # Han characters only
+                by_sound.setdefault(tuple(first[ch] for ch in gram), Counter())[gram] = grams[gram]
         self._by_sound = {k: max(sorted(c), key=c.get) for k, c in by_sound.items()}  # stable
-        initials: dict[str, set[str]] = {}
+        spelled: dict[str, set[str]] = {}  # "gh" and "gonghui" typed for 工会
         for word in topics:
             if len(word) >= MIN_INITIALS and all(_HAN.match(ch) for ch in word):
-                initials.setdefault("".join(r[0] for r in _key(word)), set()).add(word)
-        self._initials = {k: next(iter(v)) for k, v in initials.items() if len(v) == 1}
-        spelled: dict[str, set[str]] = {}  # "liaoxiuyang" typed for 疗休养
-        for word in topics:
-            if len(word) >= 2 and all(_HAN.match(ch) for ch in word):
-                spelled.setdefault("".join(_key(word)), set()).add(word)
-        self._initials.update({k: next(iter(v)) for k, v in spelled.items() if len(v) == 1})
+                sounds = _key(word)
+                spelled.setdefault("".join(r[0] for r in sounds), set()).add(word)
+                spelled.setdefault("".join(sounds), set()).add(word)
+        self._spelled = {k: next(iter(v)) for k, v in spelled.items() if len(v) == 1}
         self._all_text = set()  # every window of every text, to tell "used" from "new"
         for phrase in [*vocabulary, *text]:
             for n in range(2, MAX_WINDOW + 1):
@@ -86,7 +83,7 @@ class Speller:
 
     def correct(self, text: str) -> str:
         """The question with sound-alike windows and initials replaced by known words."""
-        text = _LATIN.sub(self._expand_initials, text)
+        text = _LATIN.sub(self._expand_spelled, text)
         words = common_words()
         # words the member typed right: a character inside one is changed only when the
         # whole word lies inside a longer corrected window (修养 inside 疗修养)
@@ -135,6 +132,6 @@ class Speller:
                     return hit
         return None
 
-    def _expand_initials(self, match: re.Match) -> str:
+    def _expand_spelled(self, match: re.Match) -> str:
         token = match.group(0)
-        return self._initials.get(token, token) if 2 <= len(token) <= 24 else token
+        return self._spelled.get(token, token) if 2 <= len(token) <= 24 else token
