@@ -115,7 +115,6 @@ class Answer:
     confident: bool
     kind: str  # entry | guess | passage | choose | not_stated | decline
     suggestions: list[tuple[str, str]] = field(default_factory=list)  # (entry id, question)
-    missing: set = field(default_factory=set)  # not_stated: what the documents do not say
     candidates: list[Candidate] = field(default_factory=list)
 
 
@@ -377,8 +376,7 @@ class Engine:
         if near and near.missing and near.relevance >= self.threshold + (
                 0.0 if on_topic else NOT_STATED_OFF_TOPIC):
             return Answer(self.format_not_stated(near.entry, near.missing), near.entry.id,
-                          near.relevance, False, "not_stated", candidates=ranked,
-                          missing=set(near.missing))
+                          near.relevance, False, "not_stated", candidates=ranked)
         if best and not best.missing and best.confidence >= self.threshold - GUESS_FLOOR:
             second = ranked[1].confidence if len(ranked) > 1 else 0.0
             if best.confidence - second >= GUESS_LEAD:

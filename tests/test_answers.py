@@ -97,8 +97,11 @@ def test_a_bare_number_with_no_list_pending_says_what_numbers_are_for(wechat, db
 @pytest.mark.parametrize("typed,meant", [
     ("报明", "报名"), ("报名🙏", "报名"), ("取消保名", "取消报名"), ("签倒 123456", "签到 123456"),
 ])
-def test_command_typos_are_the_commands_they_resemble(wechat, typed, meant):
-    assert ask(wechat, typed, openid="oAnswers0003") == ask(wechat, meant, openid="oAnswers0004")
+def test_command_typos_are_the_commands_they_resemble(wechat, db, typed, meant):
+    reply = ask(wechat, typed, openid="oAnswers0003")
+    assert reply == ask(wechat, meant, openid="oAnswers0004")
+    assert not reply.startswith(("没有找到", "你是不是想问", "你想问的是哪一个"))  # a command's reply
+    assert unanswered(db) == 0
 
 
 # --- 8. which year ---------------------------------------------------------------------------
