@@ -22,7 +22,6 @@ REPLIES = [
     (("早", "早上好", "早安", "上午好", "中午好", "下午好", "晚上好"), "你好！想了解什么直接问我，回复“帮助”看看我能做什么。"),
 ]
 _TABLE = {word: reply for words, reply in REPLIES for word in words}
-_EMOJI_ONLY = re.compile(r"^[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F\u200d]+$")
 _NUMBER = re.compile(r"^\s*\d{1,3}\s*$")
 NUMBER_HINT = ("数字用来选择列表里的选项：先问一个问题或回复“报名”看到编号列表，再回复数字。"
                "想问什么直接打字就行。")
@@ -45,7 +44,7 @@ def reply(msg: Message, ctx: Context) -> Reply | None:
         return Reply(_TABLE[k], topic="chitchat")
     if text in _TABLE:  # an emoji the noise filter removed
         return Reply(_TABLE[text], topic="chitchat")
-    if _EMOJI_ONLY.match(text.replace(" ", "")):
+    if not strip_noise(text):  # only emoji (and punctuation): the normaliser's own notion
         return Reply(EMOJI_REPLY, topic="chitchat")
     if _NUMBER.match(text):
         return Reply(NUMBER_HINT, topic="number")

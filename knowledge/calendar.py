@@ -89,7 +89,7 @@ def _months(raw, where: str) -> list[int]:
     return sorted(set(months))
 
 
-def _union_items(data: dict) -> list[CalendarItem]:
+def union_items(data: dict) -> list[CalendarItem]:
     items = []
     for raw in data.get("items") or []:
         key = str(raw.get("key") or "").strip()
@@ -111,7 +111,7 @@ def _union_items(data: dict) -> list[CalendarItem]:
     return items
 
 
-def _alliance_items(data: dict) -> list[CalendarItem]:
+def alliance_items(data: dict) -> list[CalendarItem]:
     items = []
     for group in data.get("groups") or []:
         gkey = str(group.get("key") or "")
@@ -152,8 +152,8 @@ def _mtime(path: Path) -> float:
 @lru_cache(maxsize=8)
 def _load(data_dir: str, stamps: tuple) -> tuple[CalendarItem, ...]:
     path = Path(data_dir)
-    return tuple(_union_items(_read(path / "calendar.yaml"))
-                 + _alliance_items(_read(path / "alliance.yaml")))
+    return tuple(union_items(_read(path / "calendar.yaml"))
+                 + alliance_items(_read(path / "alliance.yaml")))
 
 
 def items_in_month(items: list[CalendarItem], year: int, month: int) -> list[CalendarItem]:

@@ -18,7 +18,7 @@ import yaml
 from alliance import groups
 from alliance import projects as alliance_projects
 from knowledge.calendar import (DATA_DIR, QUARTER_MONTHS, CalendarDataError, CalendarItem,
-                                _alliance_items, _union_items, load_items)
+                                alliance_items, union_items, load_items)
 from knowledge.data import SAFE_LOADER, load_sources
 from storage import kv
 from storage import projects as project_store
@@ -54,8 +54,8 @@ def parse(text: str) -> dict:
         raise CalendarDataError("citation 不能为空：写明文件标题和文号，回答时要注明出处")
     if not data.get("items") and not data.get("groups"):
         raise CalendarDataError("items（工会项目）和 groups（联盟项目）至少要有一项")
-    _union_items(data)
-    _alliance_items(data)  # both raise CalendarDataError on a bad month, quarter or key
+    union_items(data)
+    alliance_items(data)  # both raise CalendarDataError on a bad month, quarter or key
     for g in data.get("groups") or []:
         if groups.by_key(g.get("key")) is None:
             raise CalendarDataError(f"没有这个共同体：{g.get('key')}（应为 alliance.yaml 里的 key）")
@@ -92,16 +92,16 @@ def for_year(db, year: int, data_dir: Path = DATA_DIR) -> Plan:
     known = [y for y in loaded if y <= year]
     if known:
         union = json.loads(kv.get(db, KEY_PREFIX + str(max(known))))
-        union_year, union_items, cite = union["year"], _union_items(union), union["citation"]
-        for item in union_items:
+        union_year, plan_items, cite = union["year"], union_items(union), union["citation"]
+        for item in plan_items:
             item.year = union_year
     else:
         sources = load_sources(data_dir)
         union_year = DEFAULT_YEAR
-        union_items = [i for i in load_items(data_dir) if i.kind == "union"]
+        plan_items = [i for i in load_items(data_dir) if i.kind == "union"]
         cite = "；".join(sources[k].citation for k in ("union2025", "alliance2025") if k in sources)
     projects_year, projects = _projects(db, year)
-    return Plan(union_year, projects_year, union_items + projects, cite)
+    return Plan(union_year, projects_year, plan_items + projects, cite)
 
 
 def _projects(db, year: int) -> tuple[int | None, list[CalendarItem]]:
