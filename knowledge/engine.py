@@ -49,7 +49,7 @@ _SENTENCE = re.compile(r"[。；;！？!?\n]+")
 _YEAR = re.compile(r"(20[1-3]\d)年")
 # what a silence note can be about that a member names when asking ("名额多少", "什么课程")
 _ATTRIBUTE_NOUNS = {"地点", "路线", "名额", "条件", "课程", "租金", "主题", "形式", "机构", "名单", "人选",
-                    "费用", "金额", "院校", "场地", "地址", "人数", "年限", "天数", "时长", "报名方式",
+                    "费用", "金额", "院校", "场地", "地址", "人数", "年限", "天数", "时长", "报名方式", "内容",
                     "流程", "物品", "礼品", "奖品", "届次"}
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
@@ -66,7 +66,7 @@ _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然
                      r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
           "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
-          "item": "具体发放的物品", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
+          "item": "具体发放的物品", "month": "具体月份", "consequence": "没做到会怎样", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
           "duration": "时长", "permission": "能不能这样做（如带家属、报销、线上参加）", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "你问的那一年的情况", "exam": "考试内容",
           "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率",
@@ -322,6 +322,10 @@ class Engine:
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             kinds = c.kinds[i] if not strict else self._local_kinds(i, grams)
             cand.missing = facets.missing(asked, kinds)
+            if "name" in cand.missing and facets.pair_named(q, c.entries[i].answer):
+                cand.missing.discard("name")
+            elif "name" in asked and not facets.enumerated(q, c.entries[i].answer):
+                cand.missing.add("name")
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
@@ -418,7 +422,8 @@ class Engine:
         if not scored[best]:
             return c.kinds[i]
         near = "。".join(raw for raw, _ in sentences[max(0, best - 1):best + 2])
-        return facets.covered(near, entry.answers)
+        # a list runs across the sentences split here ("…；…；…"); enumerated() checks its length
+        return facets.covered(near, entry.answers) | (c.kinds[i] & {"name"})
 
     def _group_attribute(self, q: str) -> Entry | None:
         """"执法创新那个组是哪个区牵头的", however long: one group named, one thing asked of it."""

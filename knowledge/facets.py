@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+_NUMERAL = r"[两二三四五六七八九十]|\d+"
 ASKS: dict[str, re.Pattern] = {
     "where": re.compile(r"(?<![跟和与同])哪里|哪儿|在哪(?![个些一两几])|去哪(?![个些一])|哪家(?!单位|工会)|什么地方|啥地方|"
                         r"哪个城市|哪座城市|哪个地方|地点|地址|场地|哪能看|哪里看|几楼|哪个教室|哪个街道|哪条路|"
@@ -15,18 +16,21 @@ ASKS: dict[str, re.Pattern] = {
     "clock": re.compile(r"几点(?![零0-9几])|什么时间点|几时开始|几点钟"),
     "weekday": re.compile(r"每周几|星期几|周几|礼拜几"),
     "money": re.compile(r"多少钱|怎么算|咋算|费用|加班费|发多少|能报多少|报多少|赔多少|给多少钱|面值|面额|标准是多少|报销|工资|薪资|待遇|补贴|金额|几块钱|奖金|房租|租金|"
-                        r"会费|团费|党费|罚多少|年终奖|绩效奖"),
+                        r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|多少经费|经费(?:是|有)?多少|多少预算|预算(?:是|有)?多少|总额|多少资金|出钱|自费|报销多少"),
     "procedure": re.compile(r"(?:怎么|怎样|如何|咋)(?:报名|办理|办|申请|参加|加入|领取|领|走|去|交|补办|补|弄|预约|登记)|"
-                            r"流程|手续|要带什么|需要带|什么条件才能|去哪领|找谁"),
+                            r"流程|手续|要带什么|需要带|什么条件才能|去哪领|找谁|"
+                            r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系)"),
     "person": re.compile(r"(?:队长|组长|主任|局长|书记|负责人|联系人|对接人)(?:是谁|叫啥|叫什么)|"
                          r"哪位领导|对接人|联系人|评上的是谁|评上了谁|都是谁|"
                          r"(?:书记|队长|主任|局长|负责人|委员)叫什么|(?:人|标兵|队长|典型|先进|个人|获得者)(?:都有谁|有哪些)"),
     "contact": re.compile(r"电话|号码|联系方式|手机号|邮箱|微信号"),
-    "item": re.compile(r"发的啥|发的什么|发什么|送什么|什么礼物|啥礼物|礼品|领什么|发啥|送啥|饮料|电影票|送的是什么|发的是什么|"
-                       r"[发送领]什么东西|[发送领]啥东西|慰问金|购物卡|什么菜|菜单"),
-    "count": re.compile(r"多少(?!钱)|几[张本件块辆盒箱袋瓶]|几个|几家|几次|几项|几名|几篇|几人|几位|几届|几期|几所|几条|几类|几场|几份|几起|几套"),
+    "item": re.compile(r"[发送领](?:的|了)?是?些?(?:什么|啥)(?!时候|时间|季度|月)|送什么|什么礼物|啥礼物|礼品|领什么|发啥|送啥|饮料|电影票|送的是什么|发的是什么|"
+                       r"[发送领]什么东西|[发送领]啥东西|慰问金|购物卡|什么菜|菜单|[发送领奖]些(?:什么|啥)|奖品|奖啥|什么奖励|啥奖励|"
+                       r"有奖励吗|奖励是什么|奖励是啥"),
+    "count": re.compile(r"多少(?!钱)|(?<!哪)(?:几[张本件块辆盒箱袋瓶]|几个|几家|几次|几项|几名|几篇|几人|几位|几届|几期|几所|几条|几类|几场|几份|几起|几套)"),
     "ordinal": re.compile(r"第几(?!季度|个季度|个月|月|年)"),
     "when": re.compile(r"什么时候|啥时候|何时|几月|哪个月|哪月|几号|哪天|哪一天|几季度|哪个季度|什么时间|啥时间|日期|哪年|几时"),
+    "month": re.compile(r"几月到几月|哪几个月|几月份|哪个月|哪月|几月(?!底|初)"),
     "duration": re.compile(r"几年|多少年|几天|多少天|多久|多长时间|几个小时|几小时|几节课|几周|几个月|多少个小时"),
     "permission": re.compile(r"能带|可以带|能不能带|带家属|带孩子|带小孩|家属能|家属可以|能线上|可以线上|"
                              r"收费吗|免费吗|要钱吗|要不要钱|收不收费|要交钱|几岁|年龄|多大的|能请假|算不算加班|"
@@ -36,36 +40,49 @@ ASKS: dict[str, re.Pattern] = {
     "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
-    "requirement": re.compile(r"申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛"),
+    "requirement": re.compile(r"申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
+                             r"报名条件|评定标准|评选标准|考核标准|评分标准|标准是什么|标准是啥|考核指标|指标是|"
+                             r"有什么要求|有啥要求"),
     "person_name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任|这届|本届)的?[\u4e00-\u9fa5]{0,8}(?:是谁|叫啥|叫什么)|"
                               r"(?:书记|负责人|秘书长|召集人|队长|主任|局长|组长|联系人|对接人)(?:叫啥|叫什么|的名字|名字|姓啥|姓什么)|"
                               r"名单|(?:人|标兵|队长|先进|获奖者|典型)都有谁|谁拿了|评上了谁|评上的是谁|"
-                              r"(?:区局|区|局|处|中队|大队)的?[\u4e00-\u9fa5]{0,6}(?:负责人|书记|队长|主任|局长)是谁"),
-    "name": re.compile(r"分别是哪|具体是哪几|是哪几[所个家位]|都是哪些|都有哪些[学校高校大学社区]"),
+                              r"(?:区局|区|局|处|中队|大队)的?[\u4e00-\u9fa5]{0,6}(?:负责人|书记|队长|主任|局长)是谁|"
+                              r"主席是谁|主席叫|哪些人[获评得]|表彰了哪些|评上了哪些|"
+                              r"(?:新的|新任|换届后)[\u4e00-\u9fa5]{0,6}是谁"),
+    "name": re.compile(r"分别是哪|具体是哪|具体有哪些|是哪几[所个家位]|都是哪些|都有哪些|都有哪几|"
+                      r"哪些(?:区|学校|高校|大学|社区|街道|中队)(?![局级])|"
+                      rf"哪(?:{_NUMERAL})[个所家位项条类种批户名块]|是哪(?:{_NUMERAL})(?![年月天季周])|哪几[类种块]|列一下|列出来"),
+    "consequence": re.compile(r"没修满|没完成|没达到|不达标|没参加|不参加|会怎么样|会怎样|会扣|扣绩效|扣分|有什么后果|"
+                             r"什么后果|会被处分|处分吗|怎么处罚|怎么罚|罚多少|会不会罚|最后怎么处理"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
     "date": re.compile(r"哪天|截止时间|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
     "who": re.compile(r"谁|哪个单位|哪些单位|哪家单位|哪个部门|哪些部门|哪个处|哪些处|牵头|负责|领头|主办|哪个工会|哪些工会"),
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "procedure",
+STRICT = ("where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+          "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
 
 _MEASURE = ("个|名|人|起|次|篇|家|项|份|场|套|辆|件|块|期|所|户|张|条|类|学时|学分|平方米|万|亿|%|％|"
-            "余|届|支|批|周年|大|本|号")
+            "余|届|支|批|周年|大|本|号|佳")
 _HAS = {
     "when": re.compile(r"\d{1,2}月|[一二三四]季度|\d{4}年|\d+日|全年|每年|每季度|年底|年初|月底|上半年|下半年|"
                        r"暑期|寒假|暑假|春节|国庆|五一|两节|[一二三四五六七八九十]+月"),
-    "count": re.compile(rf"\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE})|\d+-\d+"),
+    "month": re.compile(r"\d{1,2}月|[一二三四五六七八九十]+月|季度|全年|每月|每年|上半年|下半年|年底|年初|暑期|"
+                        r"寒假|暑假|春节|国庆|五一|两节|年中|常态"),
+    "count": re.compile(rf"(?<!第)(?:\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE}))|\d+-\d+"),
     "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+"),
     "where": re.compile(r"地点|位于|会场|场馆|省|县|镇|街道|园区|软件园|湾城|赴|前往|"
-                        r"(?<![上海本全])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
+                        r"(?<![上海本全城])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
                         r"大厦|酒店|学校|大学|高校|公众号|网站|平台|版块|专栏|app|APP|课堂)"),
     "clock": re.compile(r"\d{1,2}[:：点]\d{0,2}"),
     "weekday": re.compile(r"周[一二三四五六日天]|星期[一二三四五六日天]"),
     "money": re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)"),
-    "item": re.compile(r"礼品|礼物|慰问品|发放"),
+    "item": re.compile(r"(?:礼品|礼物|慰问品|奖品|奖励)(?:为|是|包括|有|：)|发放[^，。；、]{1,8}(?:卡|券|金|品|物|票)|"
+                       r"购物卡|电影票|慰问金|奖金|证书|奖杯|月饼|粽子|饮品|饮料"),
+    "consequence": re.compile(r"处分|处罚|扣[除减分]|追究|问责|取消|通报|约谈|不得|影响"),
     "who": re.compile(r"处|局|工会|团组织|单位|委员会|团委|团工委|部门|书记|负责|牵头"),
     "procedure": re.compile(r"报名方式|报名渠道|流程|手续|申请方式|办理方式|登录|扫码|联系所在|向所在"),
     "person": re.compile(r"担任|负责人为|委员(?!会)|主任|局长|召集人"),
@@ -78,7 +95,8 @@ _HAS = {
     "result": re.compile(r"完成|已|累计|共计|实现|达到|获得|荣获|获评|获奖|评为|评出|拆除|查处|办结|受理|采纳|推报|获得|成功"),
     "exam": re.compile(r"考试内容|科目|题库|笔试|面试"),
     "requirement": re.compile(r"条件|资格|具备"),
-    "name": re.compile(r"(?:[^、，。；]+、){2,}[^、，。；]+|[\u4e00-\u9fa5]{2,3}委员、"),
+    "name": re.compile(r"(?:[^、，。；]+、)+[^、，。；]+|[\u4e00-\u9fa5]{2,3}委员、|(?:“[^”]{1,20}”[^“。；]{0,3}){2,}|"
+                       r"一是.{2,}二是|（一）.{2,}（二）|（1）.{2,}（2）|①.{1,}②|[^。；]{4,}；[^。；]{4,}"),
     "person_name": re.compile(r"[\u4e00-\u9fa5]{2,3}委员|[\u4e00-\u9fa5]{2,3}同志"),
     "future": re.compile(r"计划|每年|全年|每季度|将|拟|项目清单|安排在|常态|长期"),
     "date": re.compile(r"\d{1,2}月(?:底|初|中旬|上旬|下旬)|\d{1,2}[·.]\d{1,2}|\d{1,2}月\d{1,2}日|\d+日|\d+号|第[一二三四五\d]周"),
@@ -128,6 +146,44 @@ _ASKED_MEASURE = re.compile(r"(?:几|多少)(个人|名|人|位|张|次|场|天|
 _PEOPLE, _EVENTS, _PLACES = "人|名|位|人次", "次|场|期|批|届|轮", "所|家|个"
 _SAME_MEASURE = {"个人": _PEOPLE, "人": _PEOPLE, "名": _PEOPLE, "位": _PEOPLE, "次": _EVENTS, "场": _EVENTS,
                  "期": _EVENTS, "批": _EVENTS, "届": _EVENTS, "所": _PLACES, "家": _PLACES}
+
+
+_TWO = re.compile(r"哪两|两个是|两家是|两位是")
+_PAIR = re.compile(r"[^，。；、和与\d]{2,20}(?:和|与|以及|及)[^，。；、和与\d]{2,20}")
+
+
+def pair_named(question: str, answer: str) -> bool:
+    """"是哪两家" is answered by "A和B" as well as by "A、B"."""
+    return bool(_TWO.search(question) and _PAIR.search(stated(answer)))
+
+
+_ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名)(?![字词])")
+_NAMED_AFTER = re.compile(r"^[^，。；]{0,16}?(?:：|（|即|包括|分别|是|为|有)")
+_ITEMS = re.compile(r"[、；]")
+_CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")}
+
+
+def _listed_before(text: str) -> bool:
+    """"“开放日”“最美城管人”“局长接热线”三个品牌活动": the list runs up to the count."""
+    clause = re.split(r"[，。；：]", text)[-1]
+    return clause.count("、") + clause.count("“") >= 2
+
+
+def enumerated(question: str, answer: str) -> bool:
+    """"那13所高校是哪几所" needs a list about as long as 13; a list of two other things
+    in the same entry does not name them."""
+    m = _ASKED_SET.search(question)
+    if not m:
+        return True
+    n = int(m.group(1)) if m.group(1).isdigit() else _CN_DIGITS.get(m.group(1)[-1], 2)
+    text = stated(answer)
+    at = [k.start() for k in re.finditer(re.escape(m.group(0)), text)]
+    if at:  # the entry names the set by its count ("两个评价模型"): is it spelled out there?
+        return any(_NAMED_AFTER.search(text[k + len(m.group(0)):])
+                   or _listed_before(text[:k]) for k in at)
+    longest = max((max(len(_ITEMS.findall(s)) + 1, s.count("“")) for s in re.split(r"[。\n]", stated(answer))),
+                  default=1)
+    return longest >= min(n, 6)
 
 
 def measures(question: str) -> list[str]:

@@ -22,7 +22,7 @@ MAX_WINDOW = 4
 MIN_INITIALS = 2
 WORD_MIN_FREQ = 10  # jieba's list also holds rare misspellings (拉圾: 3)
 # particles and pronouns sound like many things; a "typo" there is nearly always a real word
-FUNCTION_CHARS = set("的地得在再是事有由那哪么吗嘛呢啊吧了又也就还和跟与或及个各这着者几己已以分份次位名件块项")
+FUNCTION_CHARS = set("的地得在再是事有由那哪么吗嘛呢啊吧了又也就还和跟与或及个各这着者几己已以分份次位名件块项说")
 _LATIN = re.compile(r"[a-z]+")
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _ENTRY = re.compile(r"^(\S{2,4}) (\d+)", re.M)  # jieba's dict.txt: "word freq tag"
