@@ -76,6 +76,7 @@ class Speller:
                 spelled.setdefault("".join(r[0] for r in sounds), set()).add(word)
                 spelled.setdefault("".join(sounds), set()).add(word)
         self._spelled = {k: next(iter(v)) for k, v in spelled.items() if len(v) == 1}
+        self._latin = {w for phrase in [*vocabulary, *text] for w in _LATIN.findall(phrase)}
         self._all_text = set()  # every window of every text, to tell "used" from "new"
         for phrase in [*vocabulary, *text]:
             for n in range(2, MAX_WINDOW + 1):
@@ -134,4 +135,8 @@ class Speller:
 
     def _expand_spelled(self, match: re.Match) -> str:
         token = match.group(0)
-        return self._spelled.get(token, token) if 2 <= len(token) <= 24 else token
+        if token in self._spelled and len(token) <= 24:
+            return self._spelled[token]
+        if len(token) >= 3 and token not in self._latin and _HAN.search(match.string):
+            return ""  # an English word the knowledge never uses ("total") is not the question
+        return token
