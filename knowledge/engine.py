@@ -323,10 +323,12 @@ class Engine:
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             kinds = c.kinds[i] if not strict else self._local_kinds(i, grams)
             cand.missing = facets.missing(asked, kinds)
-            if "name" in cand.missing and facets.pair_named(q, c.entries[i].answer):
-                cand.missing.discard("name")
-            elif "name" in asked and not facets.enumerated(q, c.entries[i].answer):
-                cand.missing.add("name")
+            if "name" in asked:
+                listed = facets.enumerated(q, c.entries[i].answer)
+                if listed is False:
+                    cand.missing.add("name")
+                elif "name" in cand.missing and facets.pair_named(q, c.entries[i].answer):
+                    cand.missing.discard("name")
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
@@ -334,7 +336,8 @@ class Engine:
                 cand.missing.add("choice")
             silent = c.unstated[i] and (
                 {t for t in c.unstated[i] if t in _ATTRIBUTE_NOUNS and t in q}
-                | {t for k in asked for t in facets.FACET_TERMS.get(k, ()) if t in c.unstated[i]})
+                | {t for k in asked for t in facets.FACET_TERMS.get(k, ())
+                   if any(t in u for u in c.unstated[i])})
             if silent:
                 cand.missing |= {f"term:{t}" for t in silent}  # the entry itself says it is not stated
             if years and c.years[i] and not years & c.years[i]:

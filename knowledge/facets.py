@@ -101,9 +101,9 @@ _HAS = {
     "future": re.compile(r"计划|每年|全年|每季度|将|拟|项目清单|安排在|常态|长期"),
     "date": re.compile(r"\d{1,2}月(?:底|初|中旬|上旬|下旬)|\d{1,2}[·.]\d{1,2}|\d{1,2}月\d{1,2}日|\d+日|\d+号|第[一二三四五\d]周"),
 }
-_NOT_STATED = re.compile(r"[^。；\n]*(?:未写|没有写|没写|未说明|没有说明|没说|未提及|没有提到|未提到|未明确|没有明确|"
-                         r"并未|未列出|没有列出|没有给出|未给出|不涉及|没有具体|未载明|没有规定|未规定|未作|没有作|"
-                         r"未公布|没有公布|暂无)[^。；\n]*[。；]?")
+_SILENT = (r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)|"
+           r"没说|并未|不涉及|没有具体|未作|没有作|暂无|只提到|只点了")
+_NOT_STATED = re.compile(rf"[^。；\n]*(?:{_SILENT})[^。；\n]*[。；]?")
 
 
 _PLAN = re.compile(r"计划|将|拟|目标|力争|要求|准备")
@@ -160,7 +160,8 @@ def pair_named(question: str, answer: str) -> bool:
 _ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名)(?![字词])")
 _NAMED_AFTER = re.compile(r"^[^，。；]{0,16}?(?:：|（|即|包括|分别|是|为|有)")
 _ITEMS = re.compile(r"[、；]")
-_CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")}
+_CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")} | {"两": 2}
+_CN_FORMS = {n: (ch,) for ch, n in _CN_DIGITS.items() if n} | {2: ("二", "两")}
 
 
 def _listed_before(text: str) -> bool:
@@ -169,21 +170,24 @@ def _listed_before(text: str) -> bool:
     return clause.count("、") + clause.count("“") >= 2
 
 
-def enumerated(question: str, answer: str) -> bool:
-    """"那13所高校是哪几所" needs a list about as long as 13; a list of two other things
-    in the same entry does not name them."""
+def enumerated(question: str, answer: str) -> bool | None:
+    """Whether the answer spells out the set asked for by its count ("那13所高校是哪几所"):
+    where it names the set by that count, the members must follow or precede it there;
+    elsewhere a list about as long must appear. None: the question names no count."""
     m = _ASKED_SET.search(question)
     if not m:
-        return True
+        return None
     n = int(m.group(1)) if m.group(1).isdigit() else _CN_DIGITS.get(m.group(1)[-1], 2)
     text = stated(answer)
-    at = [k.start() for k in re.finditer(re.escape(m.group(0)), text)]
-    if at:  # the entry names the set by its count ("两个评价模型"): is it spelled out there?
-        return any(_NAMED_AFTER.search(text[k + len(m.group(0)):])
-                   or _listed_before(text[:k]) for k in at)
-    longest = max((max(len(_ITEMS.findall(s)) + 1, s.count("“")) for s in re.split(r"[。\n]", stated(answer))),
+    unit = m.group(0)[len(m.group(1)):]
+    spelled = "|".join(dict.fromkeys([m.group(1), str(n), *_CN_FORMS.get(n, ())]))
+    found = list(re.finditer(rf"(?<![\d一二两三四五六七八九十百])(?:{spelled})\s*{re.escape(unit)}", text))
+    if found:  # the entry names the set by its count ("两个评价模型"): is it spelled out there?
+        return any(_NAMED_AFTER.search(text[k.end():]) or _listed_before(text[:k.start()])
+                   for k in found)
+    longest = max((max(len(_ITEMS.findall(s)) + 1, s.count("“")) for s in re.split(r"[。\n]", text)),
                   default=1)
-    return longest >= min(n, 6)
+    return longest >= min(n, 6) or (n == 2 and bool(_PAIR.search(text)))
 
 
 _CHOICE = re.compile(r"([\u4e00-\u9fa5a-z0-9]{2})还是(?:是|做|去|在|要|选|用|算)?([\u4e00-\u9fa5a-z0-9]{2})")
@@ -207,14 +211,14 @@ def counts_in(answer: str, measure: str) -> bool:
                           text))
 
 
-_MARKER = re.compile(r"(?:未写|没有写|没写|未说明|没有说明|未提及|没有提到|未提到|未明确|没有明确|未列出|没有列出|"
-                     r"没有给出|未给出|未载明|没有规定|未规定|未公布|没有公布)")
+_MARKER = re.compile(r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)")
 _PIECES = re.compile(r"[和、及与，,或/]|以及")
 # what a question asks for, in the words the data uses when it says a document is silent on it
 FACET_TERMS = {"where": ("地点", "路线", "院校", "机构", "场地", "地址"), "date": ("日期", "具体时间"),
                "clock": ("时间",), "count": ("名额", "人数", "年限"), "money": ("租金", "费用", "金额", "标准"),
                "requirement": ("条件",), "procedure": ("报名方式", "方式", "流程"), "item": ("物品", "礼品"),
-               "person_name": ("人员", "名单", "姓名"), "duration": ("天数", "时长", "年限")}
+               "person_name": ("人员", "名单", "姓名"), "duration": ("天数", "时长", "年限"),
+               "name": ("名称", "名单", "内容")}
 
 
 def unstated_terms(answer: str) -> set[str]:
