@@ -164,10 +164,12 @@ _CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")}
 _CN_FORMS = {n: (ch,) for ch, n in _CN_DIGITS.items() if n} | {2: ("二", "两")}
 
 
+_LIST_TAIL = re.compile(r"(?:“[^”]{1,20}”[、和与及]?){2,}$|(?<!\d)(?:[^、\d“”]{2,12}、)+[^、\d“”]{2,12}$")
+
+
 def _listed_before(text: str) -> bool:
     """"“开放日”“最美城管人”“局长接热线”三个品牌活动": the list runs up to the count."""
-    clause = re.split(r"[，。；：]", text)[-1]
-    return clause.count("、") + clause.count("“") >= 2
+    return bool(_LIST_TAIL.search(re.split(r"[，。；：]", text)[-1]))
 
 
 def enumerated(question: str, answer: str) -> bool | None:

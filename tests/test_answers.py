@@ -172,3 +172,35 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     assert reply.startswith("你是不是想问：「职工体检什么时候组织")
     assert "9月" in reply and "——出处：《" in reply
     assert unanswered(db) == 0
+
+
+# --- 5 (more). what a question asks, judged beyond the words it uses ----------------------------
+
+@pytest.mark.parametrize("question", [
+    "靠谱校园合伙人365计划里青岛那2所高校是哪两所",  # the entry counts them, never names them
+    "执法人员“两个评价模型”具体是哪两个模型",
+    "安全科普产品是做视频还是做手册",  # a choice the entry names neither side of
+    "健步走拿第一有奖品吗 奖啥",
+    "60学时24学分没修满会怎么处理",
+    "最美城管人评选怎么投票",
+    "2023年那次为期两个月的作风纪律教育整顿具体是几月到几月",
+])
+def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
+    reply = ask(wechat, question)
+    assert reply.startswith("没有找到"), reply
+    assert db.execute("SELECT count(*) FROM unanswered WHERE question = ?",
+                      [question]).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("question,must", [
+    ("党建要点提到要推进哪两类执法事项划转", "燃气"),  # "A和B" names two
+    ("“诚城”的实践指向是哪四个字", "知行合一"),
+    ("三个品牌宣传活动是哪三个", "开放日"),  # the list runs up to the count
+    ("请问2023年建筑垃圾案件total查了多少起", "16027"),  # an English word the knowledge never uses
+    ("执法保障组牵头的是嘉定还是青浦", "嘉定"),
+    ("执法创新共同体的牵头单位是哪家", "浦东"),  # 哪家 asks which unit, not where
+])
+def test_lists_choices_and_counts_that_the_entry_does_give_are_answered(wechat, question, must):
+    reply = ask(wechat, question)
+    assert not reply.startswith("没有找到"), reply
+    assert must in reply, reply
