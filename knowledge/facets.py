@@ -16,14 +16,15 @@ ASKS: dict[str, re.Pattern] = {
     "clock": re.compile(r"几点(?![零0-9几])|什么时间点|几时开始|几点钟"),
     "weekday": re.compile(r"每周几|星期几|周几|礼拜几"),
     "money": re.compile(r"多少钱|怎么算|咋算|费用|加班费|发多少|能报多少|报多少|赔多少|给多少钱|面值|面额|标准是多少|报销|工资|薪资|待遇|补贴|金额|几块钱|奖金|房租|租金|"
-                        r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|多少经费|经费(?:是|有)?多少|多少预算|预算(?:是|有)?多少|总额|多少资金|出钱|自费|报销多少"),
+                        r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|多少[\u4e00-\u9fa5]{0,4}(?:经费|费用|资金|补贴|奖金|预算)|月租|租金|收费伐|余额|经费(?:是|有)?多少|多少预算|预算(?:是|有)?多少|总额|多少资金|出钱|自费|报销多少"),
     "procedure": re.compile(r"(?:怎么|怎样|如何|咋)(?:报名|办理|申请|参加|加入|领取|领|走|去|交|补办|补|弄|预约|登记)|"
                             r"流程|手续|要带什么|需要带|什么条件才能|去哪领|找谁|"
-                            r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系)"),
+                            r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系|开通|查|登录|注册)|"
+                            r"填什么表|什么表格"),
     "person": re.compile(r"(?:队长|组长|主任|局长|书记|负责人|联系人|对接人)(?:是谁|叫啥|叫什么)|"
                          r"哪位领导|对接人|联系人|评上的是谁|评上了谁|都是谁|"
                          r"(?:书记|队长|主任|局长|负责人|委员)叫什么|(?:人|标兵|队长|典型|先进|个人|获得者)(?:都有谁|有哪些)"),
-    "contact": re.compile(r"电话|号码|联系方式|手机号|邮箱|微信号"),
+    "contact": re.compile(r"电话|号码|联系方式|手机号|邮箱|微信号|网址|链接|二维码|公众号是"),
     "item": re.compile(r"[发送领](?:的|了)?是?些?(?:什么|啥)(?!时候|时间|季度|月)|送什么|什么礼物|啥礼物|礼品|领什么|发啥|送啥|饮料|电影票|送的是什么|发的是什么|"
                        r"[发送领]什么东西|[发送领]啥东西|慰问金|购物卡|什么菜|菜单|[发送领奖]些(?:什么|啥)|奖品|奖啥|什么奖励|啥奖励|"
                        r"有奖励吗|奖励是什么|奖励是啥"),
@@ -37,10 +38,11 @@ ASKS: dict[str, re.Pattern] = {
                              r"能报销|可以报销|发不发|有没有补贴|有补贴"),
     "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少|率[^，。]{0,8}多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
-    "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|"
+    "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到|拿没拿|评上没|"
+                         r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
-    "requirement": re.compile(r"申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
+    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:要求|条件|标准|资格)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
                              r"报名条件|评定标准|评选标准|考核标准|评分标准|标准是什么|标准是啥|考核指标|指标是|"
                              r"有什么要求|有啥要求"),
     "person_name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任|这届|本届)的?[\u4e00-\u9fa5]{0,8}(?:是谁|叫啥|叫什么)|"
@@ -52,15 +54,18 @@ ASKS: dict[str, re.Pattern] = {
     "name": re.compile(r"分别是哪|具体是哪|具体有哪些|是哪几[所个家位]|都是哪些|都有哪些|都有哪几|"
                       r"哪些(?:区|学校|高校|大学|社区|街道|中队)(?![局级])|"
                       rf"哪(?:{_NUMERAL})[个所家位项条类种批户名块]|是哪(?:{_NUMERAL})(?![年月天季周])|哪几[类种块]|列一下|列出来"),
-    "consequence": re.compile(r"没修满|没完成|没达到|不达标|没参加|不参加|会怎么样|会怎样|会扣|扣绩效|扣分|有什么后果|"
-                             r"什么后果|会被处分|处分吗|怎么处罚|怎么罚|罚多少|会不会罚|最后怎么处理"),
+    "consequence": re.compile(r"没修满|修不满|没完成|完不成|没达到|达不到|不达标|没参加|不参加|不交流|没交流|会怎么样|"
+                             r"会怎么处理|会怎么办|会扣|扣绩效|扣分|有什么后果|什么后果|会被处分|处分吗|怎么处罚|"
+                             r"怎么罚|罚多少|会不会罚|最后怎么处理"),
+    "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最好|最差|最大|最强|更高|更多|更好|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
+    "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
-    "date": re.compile(r"哪天|截止时间|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
+    "date": re.compile(r"哪天|截止时间|截止报名|报名截止|什么时候截止|几号截止|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
     "who": re.compile(r"谁|哪个单位|哪些单位|哪家单位|哪个部门|哪些部门|哪个处|哪些处|牵头|负责|领头|主办|哪个工会|哪些工会"),
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+STRICT = ("rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
           "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
@@ -73,7 +78,7 @@ _HAS = {
     "month": re.compile(r"\d{1,2}月|[一二三四五六七八九十]+月|季度|全年|每月|每年|上半年|下半年|年底|年初|暑期|"
                         r"寒假|暑假|春节|国庆|五一|两节|年中|常态"),
     "count": re.compile(rf"(?<!第)(?:\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE}))|\d+-\d+"),
-    "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+"),
+    "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+(?!部分|项|条|个|章|节|层面|段|[一二三四五六七八九十\d])"),
     "where": re.compile(r"地点|位于|会场|场馆|省|县|镇|街道|园区|软件园|湾城|赴|前往|"
                         r"(?<![上海本全城])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
                         r"大厦|酒店|学校|大学|高校|公众号|网站|平台|版块|专栏|app|APP|课堂)"),
@@ -82,6 +87,7 @@ _HAS = {
     "money": re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)"),
     "item": re.compile(r"(?:礼品|礼物|慰问品|奖品|奖励)(?:为|是|包括|有|：)|发放[^，。；、]{1,8}(?:卡|券|金|品|物|票)|"
                        r"购物卡|电影票|慰问金|奖金|证书|奖杯|月饼|粽子|饮品|饮料"),
+    "rank": re.compile(r"位居|前列|第一|最[多高大好少低]|排名|领先|首位|首创|靠前"),
     "consequence": re.compile(r"处分|处罚|扣[除减分]|追究|问责|取消|通报|约谈|不得|影响"),
     "who": re.compile(r"处|局|工会|团组织|单位|委员会|团委|团工委|部门|书记|负责|牵头"),
     "procedure": re.compile(r"报名方式|报名渠道|流程|手续|申请方式|办理方式|登录|扫码|联系所在|向所在"),
@@ -94,7 +100,7 @@ _HAS = {
     "rate": re.compile(r"\d+(?:\.\d+)?\s*[%％]|百分之"),
     "result": re.compile(r"完成|已|累计|共计|实现|达到|获得|荣获|获评|获奖|评为|评出|拆除|查处|办结|受理|采纳|推报|获得|成功"),
     "exam": re.compile(r"考试内容|科目|题库|笔试|面试"),
-    "requirement": re.compile(r"条件|资格|具备"),
+    "requirement": re.compile(r"条件|资格|具备|选拔一批“"),
     "name": re.compile(r"(?:[^、，。；]+、)+[^、，。；]+|[\u4e00-\u9fa5]{2,3}委员、|(?:“[^”]{1,20}”[^“。；]{0,3}){2,}|"
                        r"一是.{2,}二是|（一）.{2,}（二）|（1）.{2,}（2）|①.{1,}②|[^。；]{4,}；[^。；]{4,}"),
     "person_name": re.compile(r"[\u4e00-\u9fa5]{2,3}委员|[\u4e00-\u9fa5]{2,3}同志"),
@@ -117,6 +123,8 @@ def asked(question: str) -> set[str]:
         kinds.discard("count")
     if "ordinal" in kinds:
         kinds.discard("count")
+    if _ASKED_SET.search(question) and _WHICH.search(question) and "count" not in kinds:
+        kinds.add("name")  # "那80个基层党组织是哪些单位": the members of a counted set
     return kinds
 
 
@@ -158,6 +166,7 @@ def pair_named(question: str, answer: str) -> bool:
 
 
 _ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名)(?![字词])")
+_WHICH = re.compile(r"哪|什么|啥")
 _NAMED_AFTER = re.compile(r"^[^，。；]{0,16}?(?:：|（|即|包括|分别|是|为|有)")
 _ITEMS = re.compile(r"[、；]")
 _CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")} | {"两": 2}
@@ -193,6 +202,31 @@ def enumerated(question: str, answer: str) -> bool | None:
 
 
 _CHOICE = re.compile(r"([\u4e00-\u9fa5a-z0-9]{2})还是(?:是|做|去|在|要|选|用|算)?([\u4e00-\u9fa5a-z0-9]{2})")
+
+
+_MEANING_TAIL = re.compile(r"(?:具体)?(?:是)?(?:什么|啥)意思.*|(?:具体)?指的?是?(?:什么|啥).*|具体指.*|(?:是)?啥东西.*|"
+                           r"(?:是)?什么东西.*|是指什么.*")
+_EXPLAINS = re.compile(r"^[”\s]{0,2}[^，。；]{0,6}?(?:是|即|指|：|（|包括|分别|意思|就是|也就是|意为)")
+
+
+def explained(question: str, answer: str) -> bool | None:
+    """"两单两书是啥意思" is answered only where the entry says what the term means, not
+    where it merely names it. None: not a question about a term's meaning."""
+    head = _MEANING_TAIL.split(question, maxsplit=1)[0] if _MEANING_TAIL.search(question) else ""
+    if not head:
+        for prefix in ("啥叫", "什么叫"):
+            if prefix in question:
+                head = question.split(prefix, 1)[1]
+    term = re.sub(r"^(?:这个|那个|请问)|(?:这个|那个|的|分别|具体|到底|究竟|取的|主要|都)+$", "", head)[-8:]
+    if len(term) < 2:
+        return None
+    text = stated(answer)
+    for size in range(len(term), 1, -1):
+        piece = term[-size:]
+        spots = [m.end() for m in re.finditer(re.escape(piece), text)]
+        if spots:
+            return any(_EXPLAINS.search(text[k:k + 14]) for k in spots)
+    return None  # the entry never names it: the ranking, not this check, decides
 
 
 def choices(question: str) -> list[tuple[str, str]]:
