@@ -165,7 +165,7 @@ def pair_named(question: str, answer: str) -> bool:
     return bool(_TWO.search(question) and _PAIR.search(stated(answer)))
 
 
-_ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名)(?![字词])")
+_ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名|起|件|篇|本)(?![字词])")
 _WHICH = re.compile(r"哪|什么|啥")
 _NAMED_AFTER = re.compile(r"^[^，。；]{0,16}?(?:：|（|即|包括|分别|是|为|有)")
 _ITEMS = re.compile(r"[、；]")
@@ -173,12 +173,13 @@ _CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")}
 _CN_FORMS = {n: (ch,) for ch, n in _CN_DIGITS.items() if n} | {2: ("二", "两")}
 
 
-_LIST_TAIL = re.compile(r"(?:“[^”]{1,20}”[、和与及]?){2,}$|(?<!\d)(?:[^、\d“”]{2,12}、)+[^、\d“”]{2,12}$")
+_LIST_TAIL = re.compile(r"(?:“[^”]{1,20}”[、和与及]?){2,}$|(?<!\d)(?:[^、\d“”等]{2,12}、)+[^、\d“”等]{2,12}$")
 
 
 def _listed_before(text: str) -> bool:
     """"“开放日”“最美城管人”“局长接热线”三个品牌活动": the list runs up to the count."""
-    return bool(_LIST_TAIL.search(re.split(r"[，。；：]", text)[-1]))
+    clause = re.split(r"[，。；：]", text)[-1]
+    return not clause.endswith("等") and bool(_LIST_TAIL.search(clause))  # "A、B等10项": some only
 
 
 def enumerated(question: str, answer: str) -> bool | None:
@@ -196,8 +197,8 @@ def enumerated(question: str, answer: str) -> bool | None:
     if found:  # the entry names the set by its count ("两个评价模型"): is it spelled out there?
         return any(_NAMED_AFTER.search(text[k.end():]) or _listed_before(text[:k.start()])
                    for k in found)
-    longest = max((max(len(_ITEMS.findall(s)) + 1, s.count("“")) for s in re.split(r"[。\n]", text)),
-                  default=1)
+    longest = max((max(len(_ITEMS.findall(s)) + 1, s.count("“")) for s in re.split(r"[。\n]", text)
+                   if not re.search(r"[”\w]等", s)), default=1)  # "A、B等十项" lists some only
     return longest >= min(n, 6) or (n == 2 and bool(_PAIR.search(text)))
 
 
