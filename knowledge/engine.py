@@ -332,6 +332,8 @@ class Engine:
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
+            if "ordinal" in asked and not facets.ordinal_in(q, c.entries[i].answer):
+                cand.missing.add("ordinal")
             if any(a not in c.full_text[i] and b not in c.full_text[i] for a, b in options):
                 cand.missing.add("choice")
             if "meaning" in asked and facets.explained(q, c.entries[i].answer) is False:

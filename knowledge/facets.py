@@ -38,13 +38,13 @@ ASKS: dict[str, re.Pattern] = {
                              r"能报销|可以报销|发不发|有没有补贴|有补贴"),
     "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少|率[^，。]{0,8}多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
-    "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到|拿没拿|评上没|"
+    "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到[^，。]{0,6}没|拿没拿|评上没|"
                          r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
-    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:要求|条件|标准|资格)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
+    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:条件|标准|资格)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
                              r"报名条件|评定标准|评选标准|考核标准|评分标准|标准是什么|标准是啥|考核指标|指标是|"
-                             r"有什么要求|有啥要求"),
+                             r"评星标准"),
     "person_name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任|这届|本届)的?[\u4e00-\u9fa5]{0,8}(?:是谁|叫啥|叫什么)|"
                               r"(?:书记|负责人|秘书长|召集人|队长|主任|局长|组长|联系人|对接人)(?:叫啥|叫什么|的名字|名字|姓啥|姓什么)|"
                               r"名单|(?:人|标兵|队长|先进|获奖者|典型)都有谁|谁拿了|评上了谁|评上的是谁|"
@@ -57,7 +57,7 @@ ASKS: dict[str, re.Pattern] = {
     "consequence": re.compile(r"没修满|修不满|没完成|完不成|没达到|达不到|不达标|没参加|不参加|不交流|没交流|会怎么样|"
                              r"会怎么处理|会怎么办|会扣|扣绩效|扣分|有什么后果|什么后果|会被处分|处分吗|怎么处罚|"
                              r"怎么罚|罚多少|会不会罚|最后怎么处理"),
-    "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最好|最差|最大|最强|更高|更多|更好|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
+    "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最大|最强|更高|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
     "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
     "date": re.compile(r"哪天|截止时间|截止报名|报名截止|什么时候截止|几号截止|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
@@ -78,7 +78,7 @@ _HAS = {
     "month": re.compile(r"\d{1,2}月|[一二三四五六七八九十]+月|季度|全年|每月|每年|上半年|下半年|年底|年初|暑期|"
                         r"寒假|暑假|春节|国庆|五一|两节|年中|常态"),
     "count": re.compile(rf"(?<!第)(?:\d[\d.,，万]*\s*(?:{_MEASURE})|[一二两三四五六七八九十百千]+(?:{_MEASURE}))|\d+-\d+"),
-    "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+(?!部分|项|条|个|章|节|层面|段|[一二三四五六七八九十\d])"),
+    "ordinal": re.compile(r"第[一二三四五六七八九十百\d]+"),
     "where": re.compile(r"地点|位于|会场|场馆|省|县|镇|街道|园区|软件园|湾城|赴|前往|"
                         r"(?<![上海本全城])市(?![局级委容民场区属总直])|(?:在|于|到)[^，。；季月年]{0,12}?(?:市|县|镇|街道|路|馆|基地|公园|"
                         r"大厦|酒店|学校|大学|高校|公众号|网站|平台|版块|专栏|app|APP|课堂)"),
@@ -166,7 +166,7 @@ def pair_named(question: str, answer: str) -> bool:
 
 
 _ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名|起|件|篇|本)(?![字词])")
-_WHICH = re.compile(r"哪|什么|啥")
+_WHICH = re.compile(r"哪些|哪几|分别|都是|都有|是什么|有什么|是啥|叫什么|叫啥|是哪(?:[两二三四五六七八九十]|\d)")
 _NAMED_AFTER = re.compile(r"^[^，。；]{0,16}?(?:：|（|即|包括|分别|是|为|有)")
 _ITEMS = re.compile(r"[、；]")
 _CN_DIGITS = {ch: n for n, ch in enumerate("零一二三四五六七八九十")} | {"两": 2}
@@ -233,6 +233,22 @@ def explained(question: str, answer: str) -> bool | None:
 def choices(question: str) -> list[tuple[str, str]]:
     """"做视频还是做手册" -> (视频, 手册): an entry that names neither cannot say which."""
     return _CHOICE.findall(question)
+
+
+_ORDINAL_ASKED = re.compile(r"第几([届期次批名轮项条部分个章节季度层]{1,2})?")
+_NUMBERS = r"[一二三四五六七八九十百\d]+"
+
+
+def ordinal_in(question: str, answer: str) -> bool:
+    """"第几期了" is answered by "第三期", not by the document's "第三部分": an ordinal in the
+    unit asked, or, asked without one, an ordinal that is not the document's own structure."""
+    m = _ORDINAL_ASKED.search(question)
+    if not m:
+        return True
+    text = stated(answer)
+    if m.group(1):
+        return bool(re.search(rf"第{_NUMBERS}（?{m.group(1)[0]}", text))
+    return bool(re.search(rf"第{_NUMBERS}(?!{_NUMBERS}|部分|项|条|个|章|节|层面|段)", text))
 
 
 def measures(question: str) -> list[str]:
