@@ -62,11 +62,13 @@ _GROUP_ATTRIBUTES = {
     "focus": re.compile(r"重点对象|面向|什么人|哪类青年|哪些青年|对象是"),
     "content": re.compile(r"主要内容|干什么的|做什么的|干啥的|是干嘛|搞什么活动|干些什么"),
 }
+# a member unit's own share of its group's work: the plan gives none
+_ROLE = re.compile(r"具体负责|具体承担|承担哪|负责哪个项目|负责什么项目|负责干啥|负责做什么|负责什么工作|分工")
 _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然后|还有|另外|我想问一下|想问一下|想问问|想问下|请问|"
                      r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
           "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
-          "item": "具体发放的物品", "rank": "排名或比较", "meaning": "这个说法的具体含义", "choice": "你问的是哪一种", "month": "具体月份", "consequence": "没做到会怎样", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
+          "item": "具体发放的物品", "role": "各成员单位的具体分工", "rank": "排名或比较", "meaning": "这个说法的具体含义", "choice": "你问的是哪一种", "month": "具体月份", "consequence": "没做到会怎样", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
           "duration": "时长", "permission": "能不能这样做（如带家属、报销、线上参加）", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "你问的那一年的情况", "exam": "考试内容",
           "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率",
@@ -172,6 +174,11 @@ class Corpus:
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
         self.passage_kinds = [facets.covered(p["text"]) for p in passages]
+
+    def about(self, i: int, places: list[str]) -> bool:
+        """Whether an entry's whole document is about these places (普陀团区委's reply)."""
+        source = self.sources.get(self.entries[i].source)
+        return bool(source) and any(p in source.title for p in places)
 
     def topics_in(self, q: str) -> list[str]:
         """The knowledge's topic words named in a query, longest first, without overlaps."""
@@ -315,6 +322,8 @@ class Engine:
         ids = list(pool)
         strict = any(k in facets.STRICT for k in asked)
         options = facets.choices(q)
+        places = [u for u in c.unit_shorts if u in q]  # a district's own figure or role
+        role = bool(_ROLE.search(q))
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
         for i, sim in zip(ids, sims):
@@ -332,6 +341,11 @@ class Engine:
             if "count" in asked and "count" not in cand.missing and any(
                     not facets.counts_in(c.entries[i].answer, m) for m in units):
                 cand.missing.add("count")
+            if places and ({"count", "rate"} & asked) and not c.about(i, places) \
+                    and not facets.figure_near(c.entries[i].answer, places):
+                cand.missing.add("count")  # the entry's figure is the whole system's
+            if places and role and c.entries[i].id.startswith("alliance-"):
+                cand.missing.add("role")
             if "ordinal" in asked and not facets.ordinal_in(q, c.entries[i].answer):
                 cand.missing.add("ordinal")
             if any(a not in c.full_text[i] and b not in c.full_text[i] for a, b in options):

@@ -251,6 +251,17 @@ def ordinal_in(question: str, answer: str) -> bool:
     return bool(re.search(rf"第{_NUMBERS}(?!{_NUMBERS}|部分|项|条|个|章|节|层面|段)", text))
 
 
+_CLAUSES = re.compile(r"[，。；：\n]")
+_FIGURE = re.compile(r"\d[\d.,，万]*\s*(?:%|％|[^\d\s，。；、]{1,2})|[一二两三四五六七八九十百千]+(?:个|名|起|次|家|项|件|所|户)")
+
+
+def figure_near(answer: str, names: list[str]) -> bool:
+    """"2023年普陀查处了多少起": a figure in a clause that names 普陀; the system-wide total
+    in the same entry is not 普陀's."""
+    return any(name in clause and _FIGURE.search(clause)
+               for clause in _CLAUSES.split(stated(answer)) for name in names)
+
+
 def measures(question: str) -> list[str]:
     """The units a count question counts in ("能去几个人" -> 人): a number in another unit
     ("第5项") does not answer it."""

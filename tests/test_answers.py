@@ -184,6 +184,10 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     "60学时24学分没修满会怎么处理",
     "最美城管人评选怎么投票",
     "2023年那次为期两个月的作风纪律教育整顿具体是几月到几月",
+    "两单两书是啥意思",  # named, never explained
+    "2023年普陀区局查处生活垃圾分类案件具体是多少起",  # the figure is the system's total
+    "金山区城管团组织在法治专研组里具体负责哪个项目",  # the plan gives no member's share
+    "五个共同体去年哪个组评比第一",
 ])
 def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
     reply = ask(wechat, question)
@@ -199,6 +203,9 @@ def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, q
     ("请问2023年建筑垃圾案件total查了多少起", "16027"),  # an English word the knowledge never uses
     ("执法保障组牵头的是嘉定还是青浦", "嘉定"),
     ("执法创新共同体的牵头单位是哪家", "浦东"),  # 哪家 asks which unit, not where
+    ("普陀重点打造了几个青春社区", "10个"),  # 普陀's own reply: its figures are 普陀's
+    ("小循环是啥意思", "跨街镇"),
+    ("成员单位之间跨界合作交流一年最多能搞几次", "2次"),  # 最多 here is a limit, not a ranking
 ])
 def test_lists_choices_and_counts_that_the_entry_does_give_are_answered(wechat, question, must):
     reply = ask(wechat, question)
