@@ -35,10 +35,12 @@ ASKS: dict[str, re.Pattern] = {
     "duration": re.compile(r"几年|多少年|几天|多少天|多久|多长时间|几个小时|几小时|几节课|几周|几个月|多少个小时"),
     "permission": re.compile(r"能带|可以带|能不能带|带家属|带孩子|带小孩|家属能|家属可以|能线上|可以线上|"
                              r"收费吗|免费吗|要钱吗|要不要钱|收不收费|要交钱|几岁|年龄|多大的|能请假|算不算加班|"
-                             r"能报销|可以报销|发不发|有没有补贴|有补贴"),
+                             r"能报销|可以报销|发不发|有没有补贴|有补贴|算工作时间|算加班|能调休|可以调休|"
+                             r"(?:能不能|可不可以)(?:报名|参加|申请|买|给|加入|去|享受)|"
+                             r"(?:能|可以)(?:报名|参加|申请|买|给|加入|去|享受)[^，。]{0,10}吗"),
     "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少|率[^，。]{0,8}多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
-    "result": re.compile(r"实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到[^，。]{0,6}没|拿没拿|评上没|"
+    "result": re.compile(r"有几人获奖|几人获奖|评上了几|评上几|几个评上|获奖了吗|实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到[^，。]{0,6}没|拿没拿|评上没|"
                          r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
@@ -49,7 +51,7 @@ ASKS: dict[str, re.Pattern] = {
                               r"(?:书记|负责人|秘书长|召集人|队长|主任|局长|组长|联系人|对接人)(?:叫啥|叫什么|的名字|名字|姓啥|姓什么)|"
                               r"名单|(?:人|标兵|队长|先进|获奖者|典型)都有谁|谁拿了|评上了谁|评上的是谁|"
                               r"(?:区局|区|局|处|中队|大队)的?[\u4e00-\u9fa5]{0,6}(?:负责人|书记|队长|主任|局长)是谁|"
-                              r"主席是谁|主席叫|哪些人[获评得]|表彰了哪些|评上了哪些|"
+                              r"主席是谁|主席叫|哪位同志|主席是哪位|哪些人[获评得]|表彰了哪些|评上了哪些|"
                               r"(?:新的|新任|换届后)[\u4e00-\u9fa5]{0,6}是谁"),
     "name": re.compile(r"分别是哪|具体是哪|具体有哪些|是哪几[所个家位]|都是哪些|都有哪些|都有哪几|"
                       r"哪些(?:区|学校|高校|大学|社区|街道|中队)(?![局级])|"
@@ -57,15 +59,18 @@ ASKS: dict[str, re.Pattern] = {
     "consequence": re.compile(r"没修满|修不满|没完成|完不成|没达到|达不到|不达标|没参加|不参加|不交流|没交流|会怎么样|"
                              r"会怎么处理|会怎么办|会扣|扣绩效|扣分|有什么后果|什么后果|会被处分|处分吗|怎么处罚|"
                              r"怎么罚|罚多少|会不会罚|最后怎么处理"),
+    "compare": re.compile(r"多还是少|高还是低|比[^，。]{1,10}(?:多|少|高|低)了?吗|有没有增加|增加了吗|下降了吗|"
+                          r"增长了多少|增加了多少|同比"),
     "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最大|最强|更高|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
     "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
+    "award": re.compile(r"获奖|评上|得奖|拿奖|获评|拿到.{0,4}奖"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
     "date": re.compile(r"哪天|截止时间|截止报名|报名截止|什么时候截止|几号截止|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
     "who": re.compile(r"谁|哪个单位|哪些单位|哪家单位|哪个部门|哪些部门|哪个处|哪些处|牵头|负责|领头|主办|哪个工会|哪些工会"),
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+STRICT = ("award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
           "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
@@ -87,7 +92,9 @@ _HAS = {
     "money": re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)"),
     "item": re.compile(r"(?:礼品|礼物|慰问品|奖品|奖励)(?:为|是|包括|有|：)|发放[^，。；、]{1,8}(?:卡|券|金|品|物|票)|"
                        r"购物卡|电影票|慰问金|奖金|证书|奖杯|月饼|粽子|饮品|饮料"),
+    "award": re.compile(r"获得|荣获|获评|获奖|评为|当选|入选|授予|表彰|评出|评选出"),
     "rank": re.compile(r"位居|前列|第一|最[多高大好少低]|排名|领先|首位|首创|靠前"),
+    "compare": re.compile(r"同比|比上年|较上年|比\d{4}年|增长|下降|减少|翻番|增加了"),
     "consequence": re.compile(r"处分|处罚|扣[除减分]|追究|问责|取消|通报|约谈|不得|影响"),
     "who": re.compile(r"处|局|工会|团组织|单位|委员会|团委|团工委|部门|书记|负责|牵头"),
     "procedure": re.compile(r"报名方式|报名渠道|流程|手续|申请方式|办理方式|登录|扫码|联系所在|向所在"),
@@ -95,7 +102,7 @@ _HAS = {
     "contact": re.compile(r"\d{7,}"),
     "duration": re.compile(r"(?<!\d)\d{1,2}\s*(?:天|小时|课时|学时|周|个月|年)|[一二三四五六七八九十两]+(?:天|小时|周|个月|年)|"
                            r"每[年季月周天]|常态"),
-    "permission": re.compile(r"可以带|允许|不得|不能|免费|自愿|须|必须|限"),
+    "permission": re.compile(r"可以带|允许|不得|不能|免费|自愿|须|必须|限|可视情|均可|可以参加|可参加"),
     "score": re.compile(r"\d+\s*分(?!钟|之)"),
     "rate": re.compile(r"\d+(?:\.\d+)?\s*[%％]|百分之"),
     "result": re.compile(r"完成|已|累计|共计|实现|达到|获得|荣获|获评|获奖|评为|评出|拆除|查处|办结|受理|采纳|推报|获得|成功"),
@@ -123,7 +130,10 @@ def asked(question: str) -> set[str]:
         kinds.discard("count")
     if "ordinal" in kinds:
         kinds.discard("count")
-    if _ASKED_SET.search(question) and _WHICH.search(question) and "count" not in kinds:
+    counted = _ASKED_SET.search(question)
+    which = _WHICH.search(question, counted.end()) if counted else None
+    if which and "count" not in kinds and which.start() - counted.end() <= 10 and not re.search(
+            r"由|负责|谁|让|给|对", question[counted.end():which.start()]):
         kinds.add("name")  # "那80个基层党组织是哪些单位": the members of a counted set
     return kinds
 
@@ -207,7 +217,7 @@ _CHOICE = re.compile(r"([\u4e00-\u9fa5a-z0-9]{2})还是(?:是|做|去|在|要|�
 
 _MEANING_TAIL = re.compile(r"(?:具体)?(?:是)?(?:什么|啥)意思.*|(?:具体)?指的?是?(?:什么|啥).*|具体指.*|(?:是)?啥东西.*|"
                            r"(?:是)?什么东西.*|是指什么.*")
-_EXPLAINS = re.compile(r"^[”\s]{0,2}[^，。；]{0,6}?(?:是|即|指|：|（|包括|分别|意思|就是|也就是|意为)")
+_EXPLAINS = re.compile(r"^[^。；]{0,8}?(?:是|即|指|：|（|包括|分别|意思|就是|也就是|意为)")
 
 
 def explained(question: str, answer: str) -> bool | None:
@@ -221,7 +231,7 @@ def explained(question: str, answer: str) -> bool | None:
     term = re.sub(r"^(?:这个|那个|请问)|(?:这个|那个|的|分别|具体|到底|究竟|取的|主要|都)+$", "", head)[-8:]
     if len(term) < 2:
         return None
-    text = stated(answer)
+    text = re.sub(r"[“”‘’\"'+＋·\s]", "", stated(answer))  # as the normalised question reads
     for size in range(len(term), 1, -1):
         piece = term[-size:]
         spots = [m.end() for m in re.finditer(re.escape(piece), text)]

@@ -188,6 +188,9 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     "2023年普陀区局查处生活垃圾分类案件具体是多少起",  # the figure is the system's total
     "金山区城管团组织在法治专研组里具体负责哪个项目",  # the plan gives no member's share
     "五个共同体去年哪个组评比第一",
+    "2023年查处的案件比2022年多还是少",
+    "推报参评市青年五四奖章的7名优秀青年最后有几人获奖",  # recommended is not awarded
+    "职工互助保障能不能给我孩子也买一份",
 ])
 def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
     reply = ask(wechat, question)
@@ -206,6 +209,7 @@ def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, q
     ("普陀重点打造了几个青春社区", "10个"),  # 普陀's own reply: its figures are 普陀's
     ("小循环是啥意思", "跨街镇"),
     ("成员单位之间跨界合作交流一年最多能搞几次", "2次"),  # 最多 here is a limit, not a ranking
+    ("需求征集机制中原则上采用的“1+1”模式具体指什么", "定向揭榜"),  # explained after a comma
 ])
 def test_lists_choices_and_counts_that_the_entry_does_give_are_answered(wechat, question, must):
     reply = ask(wechat, question)
