@@ -63,6 +63,9 @@ ASKS: dict[str, re.Pattern] = {
                           r"增长了多少|增加了多少|同比"),
     "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最大|最强|更高|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
     "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
+    "since": re.compile(r"哪一?年开始|什么时候开始(?:实施|执行|施行|开展|试行)|从什么时候开始|"
+                        r"哪一?年(?:发布|出台|印发|启动|成立|试行|建立)|什么时候(?:正式)?(?:发布|出台|印发|施行|成立)"),
+    "rest": re.compile(r"(?:除了|除去|除)[^，。]{1,30}(?:另外|其余|其他|还有|以外|之外)|(?:另外|其余)(?:的)?[\d一二三四五六七八九十]*[个项件条所家类]"),
     "award": re.compile(r"获奖|评上|得奖|拿奖|获评|拿到.{0,4}奖"),
     "future": re.compile(r"明年|下一年|后年|下一届|下届|下次|下一次|2027|2028"),
     "date": re.compile(r"哪天|截止时间|截止报名|报名截止|什么时候截止|几号截止|具体什么时候|具体几号|具体哪天|哪一天|几号|哪一周|具体日期|哪个星期|具体时间"),
@@ -70,7 +73,7 @@ ASKS: dict[str, re.Pattern] = {
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+STRICT = ("since", "award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
           "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
@@ -92,6 +95,8 @@ _HAS = {
     "money": re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)"),
     "item": re.compile(r"(?:礼品|礼物|慰问品|奖品|奖励)(?:为|是|包括|有|：)|发放[^，。；、]{1,8}(?:卡|券|金|品|物|票)|"
                        r"购物卡|电影票|慰问金|奖金|证书|奖杯|月饼|粽子|饮品|饮料"),
+    "since": re.compile(r"\d{4}年[^。；]{0,30}(?:起|以来|开始|启动|印发|发布|出台|成立|试行)|"
+                        r"(?:起|以来|开始|启动|印发|发布|出台|成立|落款)[^。；]{0,30}\d{4}年"),
     "award": re.compile(r"获得|荣获|获评|获奖|评为|当选|入选|授予|表彰|评出|评选出"),
     "rank": re.compile(r"位居|前列|第一|最[多高大好少低]|排名|领先|首位|首创|靠前"),
     "compare": re.compile(r"同比|比上年|较上年|比\d{4}年|增长|下降|减少|翻番|增加了"),
@@ -292,7 +297,7 @@ FACET_TERMS = {"where": ("地点", "路线", "院校", "机构", "场地", "地�
                "clock": ("时间",), "count": ("名额", "人数", "年限"), "money": ("租金", "费用", "金额", "标准"),
                "requirement": ("条件",), "procedure": ("报名方式", "方式", "流程"), "item": ("物品", "礼品"),
                "person_name": ("人员", "名单", "姓名"), "duration": ("天数", "时长", "年限"),
-               "name": ("名称", "名单", "内容")}
+               "name": ("名称", "名单", "内容"), "rest": ("全部", "其余", "其他", "名称", "名单")}
 
 
 def unstated_terms(answer: str) -> set[str]:

@@ -191,6 +191,8 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     "2023年查处的案件比2022年多还是少",
     "推报参评市青年五四奖章的7名优秀青年最后有几人获奖",  # recommended is not awarded
     "职工互助保障能不能给我孩子也买一份",
+    "十大赛道除了法治建设、数字化转型、长三角一体化，另外七个赛道是什么",  # the rest of a list
+    "基层中队新闻发言人制度从什么时候开始实施",  # planned, never dated
 ])
 def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
     reply = ask(wechat, question)
