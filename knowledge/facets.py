@@ -63,6 +63,7 @@ ASKS: dict[str, re.Pattern] = {
                           r"增长了多少|增加了多少|同比"),
     "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最大|最强|更高|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
     "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
+    "person_detail": re.compile(r"[\u4e00-\u9fa5]{2,3}(?:委员|同志)(?:是|来自|在)?(?:哪个|哪一?|什么)|(?:委员|同志)的(?:单位|职务|界别|身份)"),
     "since": re.compile(r"哪一?年开始|什么时候开始(?:实施|执行|施行|开展|试行)|从什么时候开始|"
                         r"哪一?年(?:发布|出台|印发|启动|成立|试行|建立)|什么时候(?:正式)?(?:发布|出台|印发|施行|成立)"),
     "rest": re.compile(r"(?:除了|除去|除)[^，。]{1,30}(?:另外|其余|其他|还有|以外|之外)|(?:另外|其余)(?:的)?[\d一二三四五六七八九十]*[个项件条所家类]"),
@@ -73,7 +74,7 @@ ASKS: dict[str, re.Pattern] = {
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("since", "award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+STRICT = ("person_detail", "since", "award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
           "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
@@ -95,6 +96,7 @@ _HAS = {
     "money": re.compile(r"\d+(?:\.\d+)?\s*(?:元|万元|块)"),
     "item": re.compile(r"(?:礼品|礼物|慰问品|奖品|奖励)(?:为|是|包括|有|：)|发放[^，。；、]{1,8}(?:卡|券|金|品|物|票)|"
                        r"购物卡|电影票|慰问金|奖金|证书|奖杯|月饼|粽子|饮品|饮料"),
+    "person_detail": re.compile(r"(?:委员|同志)（[^）]+）|来自[^，。；]{2,}的"),
     "since": re.compile(r"\d{4}年[^。；]{0,30}(?:起|以来|开始|启动|印发|发布|出台|成立|试行)|"
                         r"(?:起|以来|开始|启动|印发|发布|出台|成立|落款)[^。；]{0,30}\d{4}年"),
     "award": re.compile(r"获得|荣获|获评|获奖|评为|当选|入选|授予|表彰|评出|评选出"),

@@ -193,6 +193,7 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     "职工互助保障能不能给我孩子也买一份",
     "十大赛道除了法治建设、数字化转型、长三角一体化，另外七个赛道是什么",  # the rest of a list
     "基层中队新闻发言人制度从什么时候开始实施",  # planned, never dated
+    "杨欣然委员是哪个界别的",  # named, never described
 ])
 def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
     reply = ask(wechat, question)
