@@ -19,7 +19,7 @@ ASKS: dict[str, re.Pattern] = {
                         r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|多少[\u4e00-\u9fa5]{0,4}(?:经费|费用|资金|补贴|奖金|预算)|月租|租金|收费伐|余额|经费(?:是|有)?多少|多少预算|预算(?:是|有)?多少|总额|多少资金|出钱|自费|报销多少"),
     "procedure": re.compile(r"(?:怎么|怎样|如何|咋)(?:报名|办理|申请|参加|加入|领取|领|走|去|交|补办|补|弄|预约|登记)|"
                             r"流程|手续|要带什么|需要带|什么条件才能|去哪领|找谁|"
-                            r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系|开通|查|登录|注册)|"
+                            r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系|开通|查|登录|注册|激活|使用|提取|绑定)|"
                             r"填什么表|什么表格"),
     "person": re.compile(r"(?:队长|组长|主任|局长|书记|负责人|联系人|对接人)(?:是谁|叫啥|叫什么)|"
                          r"哪位领导|对接人|联系人|评上的是谁|评上了谁|都是谁|"
@@ -44,7 +44,7 @@ ASKS: dict[str, re.Pattern] = {
                          r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
-    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:条件|标准|资格)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
+    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:条件|标准|资格)|(?:条件|标准|资格)具体(?:是什么|是啥|有哪些)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
                              r"报名条件|评定标准|评选标准|考核标准|评分标准|标准是什么|标准是啥|考核指标|指标是|"
                              r"评星标准"),
     "person_name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任|这届|本届)的?[\u4e00-\u9fa5]{0,8}(?:是谁|叫啥|叫什么)|"
@@ -62,7 +62,9 @@ ASKS: dict[str, re.Pattern] = {
     "compare": re.compile(r"多还是少|高还是低|比[^，。]{1,10}(?:多|少|高|低)了?吗|有没有增加|增加了吗|下降了吗|"
                           r"增长了多少|增加了多少|同比"),
     "rank": re.compile(r"最多(?!.{0,4}(?:几|多少))|最少(?!.{0,4}(?:几|多少))|最高|最低|最大|最强|更高|排名|排第几|评比第一|哪个.{0,6}第一|谁第一|前三"),
-    "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么"),
+    "meaning": re.compile(r"(?:什么|啥)意思|指的?是?(?:什么|啥)|具体指|是啥东西|是什么东西|啥叫|什么叫|是指什么|"
+                          r"(?:具体)?(?:是)?(?:干啥|干什么|做什么|做啥)的|具体(?:负责)?(?:干|做|搞)(?:什么|啥)|"
+                          r"主要改了|具体改了|具体包括哪些|具体收回哪些"),
     "person_detail": re.compile(r"[\u4e00-\u9fa5]{2,3}(?:委员|同志)(?:是|来自|在)?(?:哪个|哪一?|什么)|(?:委员|同志)的(?:单位|职务|界别|身份)"),
     "since": re.compile(r"哪一?年开始|什么时候开始(?:实施|执行|施行|开展|试行)|从什么时候开始|"
                         r"哪一?年(?:发布|出台|印发|启动|成立|试行|建立)|什么时候(?:正式)?(?:发布|出台|印发|施行|成立)"),
@@ -222,20 +224,21 @@ def enumerated(question: str, answer: str) -> bool | None:
 _CHOICE = re.compile(r"([\u4e00-\u9fa5a-z0-9]{2})还是(?:是|做|去|在|要|选|用|算)?([\u4e00-\u9fa5a-z0-9]{2})")
 
 
-_MEANING_TAIL = re.compile(r"(?:具体)?(?:是)?(?:什么|啥)意思.*|(?:具体)?指的?是?(?:什么|啥).*|具体指.*|(?:是)?啥东西.*|"
-                           r"(?:是)?什么东西.*|是指什么.*")
 _EXPLAINS = re.compile(r"^[^。；]{0,8}?(?:是|即|指|：|（|包括|分别|意思|就是|也就是|意为)")
 
 
 def explained(question: str, answer: str) -> bool | None:
-    """"两单两书是啥意思" is answered only where the entry says what the term means, not
-    where it merely names it. None: not a question about a term's meaning."""
-    head = _MEANING_TAIL.split(question, maxsplit=1)[0] if _MEANING_TAIL.search(question) else ""
-    if not head:
-        for prefix in ("啥叫", "什么叫"):
-            if prefix in question:
-                head = question.split(prefix, 1)[1]
-    term = re.sub(r"^(?:这个|那个|请问)|(?:这个|那个|的|分别|具体|到底|究竟|取的|主要|都)+$", "", head)[-8:]
+    """"两单两书是啥意思", "社区侠是干啥的": answered only where the entry says what the
+    term means or does, not where it merely names it. None: not such a question, or the
+    entry never names the term (the ranking decides then)."""
+    ask = ASKS["meaning"].search(question)
+    if not ask:
+        return None
+    head = question[:ask.start()]
+    if not head and question.startswith(("啥叫", "什么叫")):
+        head = question[2:] if question.startswith("啥叫") else question[3:]
+    term = re.sub(r"^(?:这个|那个|请问)|(?:这个|那个|的|分别|具体|到底|究竟|取的|主要|都|是|负责|项目)+$", "",
+                  head)[-8:]
     if len(term) < 2:
         return None
     text = re.sub(r"[“”‘’\"'+＋·\s]", "", stated(answer))  # as the normalised question reads

@@ -194,6 +194,7 @@ def test_a_clear_lead_just_below_the_threshold_is_offered_with_its_answer(wechat
     "十大赛道除了法治建设、数字化转型、长三角一体化，另外七个赛道是什么",  # the rest of a list
     "基层中队新闻发言人制度从什么时候开始实施",  # planned, never dated
     "杨欣然委员是哪个界别的",  # named, never described
+    "普陀“社区侠”项目是干啥的",  # named, never described
 ])
 def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, question):
     reply = ask(wechat, question)
@@ -211,6 +212,7 @@ def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, q
     ("执法创新共同体的牵头单位是哪家", "浦东"),  # 哪家 asks which unit, not where
     ("普陀重点打造了几个青春社区", "10个"),  # 普陀's own reply: its figures are 普陀's
     ("小循环是啥意思", "跨街镇"),
+    ("强基行动具体干啥", "书记"),
     ("成员单位之间跨界合作交流一年最多能搞几次", "2次"),  # 最多 here is a limit, not a ranking
     ("需求征集机制中原则上采用的“1+1”模式具体指什么", "定向揭榜"),  # explained after a comma
 ])
