@@ -73,6 +73,15 @@ def load_synonyms(data_dir: Path = DATA_DIR) -> dict[str, list[str]]:
     return _read(data_dir / "synonyms.yaml") or {}
 
 
+def load_outside(data_dir: Path = DATA_DIR) -> list[str]:
+    """Everyday topics members ask about that the documents do not cover (outside.yaml)."""
+    raw = _read(data_dir / "outside.yaml") if (data_dir / "outside.yaml").exists() else None
+    topics = (raw or {}).get("topics") or []
+    if not isinstance(topics, list) or not all(isinstance(t, str) and t.strip() for t in topics):
+        raise KnowledgeDataError("outside.yaml: topics 应是一列非空的词")
+    return [t.strip() for t in topics]
+
+
 def entry_from_dict(item: dict, origin: str = "curated") -> Entry:
     """Raises KnowledgeDataError when a required field is missing."""
     for name in ("id", "question", "answer", "source"):

@@ -22,8 +22,8 @@ from rapidfuzz import fuzz, process
 from knowledge import facets
 from knowledge.common_chars import COMMON
 from knowledge.data import (DATA_DIR, Entry, KnowledgeDataError, Source, data_files,
-                            entry_from_dict, load_alliance, load_entries, load_sources,
-                            load_synonyms)
+                            entry_from_dict, load_alliance, load_entries, load_outside,
+                            load_sources, load_synonyms)
 from knowledge.index import BM25Index, terms
 from knowledge.normalize import Normalizer
 from knowledge.spelling import Speller
@@ -124,7 +124,8 @@ class Corpus:
     """One immutable build of everything searchable; swapped whole on reload."""
 
     def __init__(self, entries: list[Entry], sources: dict[str, Source],
-                 normalizer: Normalizer, passages: list[dict], alliance: list[dict] | None = None):
+                 normalizer: Normalizer, passages: list[dict], alliance: list[dict] | None = None,
+                 outside: list[str] | None = None):
         self.entries = entries
         self.by_id = {e.id: e for e in entries}
         self.position = {e.id: i for i, e in enumerate(entries)}
@@ -146,10 +147,13 @@ class Corpus:
         self.unstated = [facets.unstated_terms(e.answer) for e in entries]
         self.sentences: dict[int, list[tuple[str, str]]] = {}  # long answers, for local facets
         named_things = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
+        self.outside = {t for t in (nq(o, fillers=False) for o in outside or []) if len(t) >= 2}
         self.topics = sorted({t for t in (nq(k, fillers=False) for ks in self.keywords for k in ks)
                               if len(t) >= 2 and not _QUESTION_WORDS.fullmatch(t)
-                              and not _GENERIC_TOPIC.search(t)},
-                             key=len, reverse=True)
+                              and not _GENERIC_TOPIC.search(t)}
+                             # topics the documents do not cover: an entry never names them,
+                             # so a question about one is "foreign" to every entry
+                             | self.outside, key=len, reverse=True)
         self._topic_re = re.compile("|".join(map(re.escape, self.topics))) if self.topics else None
         self.speller = Speller([p for ps in self.phrasings for p in ps] + named_things,
                                self.answer_norm, named_things)
@@ -226,7 +230,7 @@ class Engine:
             entries, passages = self._merge_database(entries)
         corpus = Corpus(entries, load_sources(self.data_dir),
                         Normalizer(load_synonyms(self.data_dir)), passages,
-                        load_alliance(self.data_dir).get("groups"))
+                        load_alliance(self.data_dir).get("groups"), load_outside(self.data_dir))
         if version == 0:
             _FILES_ONLY[self.data_dir] = (files, corpus)
         self._stamp = stamp
@@ -360,7 +364,10 @@ class Engine:
                 cand.missing |= {f"term:{t}" for t in silent}  # the entry itself says it is not stated
             if years and c.years[i] and not years & c.years[i]:
                 cand.missing.add("year")  # asked about 2024, the entry is about 2023
-            cand.foreign = sum(1 for t in named if t not in c.full_text[i])
+            own = [t for t in named if t not in c.outside]
+            cand.foreign = sum(1 for t in own if t not in c.full_text[i])
+            if not any(t in c.full_text[i] for t in own):  # "…我好请假" beside 疗休养 is incidental
+                cand.foreign += sum(1 for t in named if t in c.outside)
             cand.confidence = round(_confidence(cand) * scale, 4)
             cand.relevance = round(_confidence(cand, penalties=False) * scale, 4)
             out.append(cand)
