@@ -144,6 +144,9 @@ class Corpus:
         self.full_text = ["".join(p) + "".join(k) + a for p, k, a in
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
+        # the document an entry comes from: naming it ("党建工作要点里…") is not another topic
+        self.origin = [nq(f"{sources[e.source].title}{sources[e.source].issuer}", fillers=False)
+                       if e.source in sources else "" for e in entries]
         self.unstated = [facets.unstated_terms(e.answer) for e in entries]
         self.sentences: dict[int, list[tuple[str, str]]] = {}  # long answers, for local facets
         named_things = [k for ks in self.keywords for k in ks] + normalizer.canonical_forms()
@@ -365,7 +368,7 @@ class Engine:
             if years and c.years[i] and not years & c.years[i]:
                 cand.missing.add("year")  # asked about 2024, the entry is about 2023
             own = [t for t in named if t not in c.outside]
-            cand.foreign = sum(1 for t in own if t not in c.full_text[i])
+            cand.foreign = sum(1 for t in own if t not in c.full_text[i] and t not in c.origin[i])
             if not any(t in c.full_text[i] for t in own):  # "…我好请假" beside 疗休养 is incidental
                 cand.foreign += sum(1 for t in named if t in c.outside)
             cand.confidence = round(_confidence(cand) * scale, 4)

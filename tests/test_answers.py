@@ -215,7 +215,8 @@ def test_a_detail_beyond_the_entry_is_declined_however_it_is_asked(wechat, db, q
     ("普陀重点打造了几个青春社区", "10个"),  # 普陀's own reply: its figures are 普陀's
     ("小循环是啥意思", "跨街镇"),
     ("强基行动具体干啥", "书记"),
-    ("今年疗休养是几月份 我好跟科里提前请假", "5月"),  # 请假 beside a real topic is incidental
+    ("今年疗休养是几月份 我好跟科里提前请假", "5月"),
+    ("2024年党建工作要点提出要推进哪两类执法事项划转", "燃气"),  # naming the document is on topic  # 请假 beside a real topic is incidental
     ("成员单位之间跨界合作交流一年最多能搞几次", "2次"),  # 最多 here is a limit, not a ranking
     ("需求征集机制中原则上采用的“1+1”模式具体指什么", "定向揭榜"),  # explained after a comma
 ])
