@@ -178,6 +178,10 @@ class Corpus:
                              key=len, reverse=True) for g in self.alliance}
         self.unit_shorts = sorted({u["short"] for g in self.alliance
                                    for u in [g["lead"], *(g.get("members") or [])]})
+        # the districts among them (虹口, 浦东), not 总队 or 机场, which are also ordinary words
+        self.districts = sorted({u["short"] for g in self.alliance
+                                 for u in [g["lead"], *(g.get("members") or [])]
+                                 if u["unit"].startswith((u["short"] + "区", u["short"] + "新区"))})
         self.passage_norm = [nq(p["text"], fillers=False) for p in passages]
         self.p_index = BM25Index([([], t) for t in self.passage_norm])
         self.passage_kinds = [facets.covered(p["text"]) for p in passages]
@@ -329,7 +333,7 @@ class Engine:
         ids = list(pool)
         strict = any(k in facets.STRICT for k in asked)
         options = facets.choices(q)
-        places = [u for u in c.unit_shorts if u in q]  # a district's own figure or role
+        places = [u for u in c.districts if u in q]  # a district's own figure or role
         role = bool(_ROLE.search(q))
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []

@@ -40,7 +40,7 @@ ASKS: dict[str, re.Pattern] = {
                              r"(?:能|可以)(?:报名|参加|申请|买|给|加入|去|享受)[^，。]{0,10}吗"),
     "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少|率[^，。]{0,8}多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
-    "result": re.compile(r"有几人获奖|几人获奖|评上了几|评上几|几个评上|获奖了吗|实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|有哪些人|拿到[^，。]{0,6}没|拿没拿|评上没|"
+    "result": re.compile(r"有几人获奖|几人获奖|评上了几|评上几|几个评上|获奖了吗|实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|拿到[^，。]{0,6}没|拿没拿|评上没|"
                          r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
@@ -169,7 +169,7 @@ def missing(question_kinds: set[str], entry_kinds: set[str]) -> set[str]:
     return {k for k in question_kinds if k in STRICT and k not in entry_kinds}
 
 
-_ASKED_MEASURE = re.compile(r"(?:几|多少)(个人|名|人|位|张|次|场|天|公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
+_ASKED_MEASURE = re.compile(r"(?:几|多少)(个人(?![\u4e00-\u9fa5]{0,3}(?:案件|信息|事项))|名|人|位|张|次|场|天|公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
 _PEOPLE, _EVENTS, _PLACES = "人|名|位|人次", "次|场|期|批|届|轮", "所|家|个"
 _SAME_MEASURE = {"个人": _PEOPLE, "人": _PEOPLE, "名": _PEOPLE, "位": _PEOPLE, "次": _EVENTS, "场": _EVENTS,
                  "期": _EVENTS, "批": _EVENTS, "届": _EVENTS, "所": _PLACES, "家": _PLACES}
@@ -292,7 +292,7 @@ def counts_in(answer: str, measure: str) -> bool:
     text = stated(answer)
     ordinal_ok = "" if measure == _EVENTS else "(?<!第)"  # 举办过几届: 第九届 answers it
     return bool(re.search(rf"{ordinal_ok}(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})",
-                          text))
+                          text) or re.search(r"(?<!第)[十百千\d]+大", text))  # 十大赛道: ten of them
 
 
 _MARKER = re.compile(r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)")
