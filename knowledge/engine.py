@@ -53,8 +53,9 @@ _ATTRIBUTE_NOUNS = {"地点", "路线", "名额", "条件", "课程", "租金", 
                     "流程", "物品", "礼品", "奖品", "届次"}
 _GENERIC_TOPIC = re.compile(r"^(?:月份|时间|日期|项目|活动|工作|计划|安排|内容|情况|要求|主要内容|[\d一二三四五六七八九十]+月)$")
 _YEAR_IN_TEXT = re.compile(r"(20[1-3]\d)(?=年|-|—|至)")
-_MEMBERSHIP = re.compile(r"哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
+_MEMBERSHIP = re.compile(r"是不是[^，。]{1,8}(?:组|共同体)|那组|那个组|这个组|哪个组|哪一组|哪组|哪个共同体|哪个团建|哪一个共同体|属于哪|分在|归哪|在联盟里|参加哪个|"
                          r"加入哪个|是哪个组|哪几家一组|一组|同一组|一个组")
+_CONFIRM = re.compile(r"(?:组|共同体)的?(?:吗|么|伐|嘛)|是不是.{0,8}(?:组|共同体)|对吗|对不对")
 _GROUP_ATTRIBUTES = {
     "lead": re.compile(r"牵头|领头|带头|组长单位|负责单位|哪个区负责|谁负责"),
     "members": re.compile(r"成员单位|成员有|哪些单位|哪几个单位|哪几个区|哪几家|包括哪|都有谁|有哪些区"),
@@ -434,8 +435,9 @@ class Engine:
     def _unit_membership(self, q: str) -> Entry | None:
         """"金山在哪个组", however long the message around it: the one unit named, its group."""
         c = self.corpus
-        if not _MEMBERSHIP.search(q) or any(n in q for names in c.group_names_by_key.values()
-                                            for n in names):
+        confirm = bool(_CONFIRM.search(q))  # "徐汇是法治专研那组的吗": the unit's entry says yes or no
+        if not _MEMBERSHIP.search(q) or (not confirm and any(
+                n in q for names in c.group_names_by_key.values() for n in names)):
             return None
         units = {u for u in c.unit_shorts if u in q}
         if len(units) != 1:

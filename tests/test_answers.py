@@ -51,6 +51,15 @@ def test_a_greeting_and_self_introduction_do_not_bury_the_question(wechat):
     assert "青春法治专研" in reply and "虹口" in reply
 
 
+@pytest.mark.parametrize("question,group", [
+    ("徐汇是法治专研那组的吗", "青春法治专研"),
+    ("杨浦是不是社区治理组的", "青春志愿服务"),  # a wrong premise gets the right group
+])
+def test_a_confirm_question_about_a_units_group_is_answered_from_the_unit(wechat, question, group):
+    reply = ask(wechat, question)
+    assert group in reply and "成员单位" in reply, reply
+
+
 def test_a_unit_answer_also_names_the_lead_unit(wechat):
     reply = ask(wechat, "普陀在哪个共同体")
     assert "青春社区治理" in reply and "牵头单位是静安" in reply
