@@ -201,7 +201,7 @@ SETS = {"dev": ROOT.parent / "shared" / "eval" / "dev.jsonl",
         "heldout1": ROOT / "bench" / "heldout1.jsonl",
         "heldout2": ROOT / "bench" / "heldout2.jsonl",
         "heldout3": ROOT / "bench" / "heldout3.jsonl",
-        "heldout4": ROOT / "bench" / "heldout4.jsonl"}  # not measured yet: see the README
+        "heldout4": ROOT / "bench" / "heldout4.jsonl"}
 
 
 def declined(reply: str | None) -> bool:
