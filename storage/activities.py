@@ -125,11 +125,6 @@ def count_confirmed(db: Database, activity_id: int) -> int:
                       [activity_id]).fetchone()[0]
 
 
-def count_waitlisted(db: Database, activity_id: int) -> int:
-    return db.execute("SELECT count(*) FROM signups WHERE activity_id = ? "
-                      "AND status = 'waitlisted'", [activity_id]).fetchone()[0]
-
-
 def waitlist_position(db: Database, signup_id: int) -> int | None:
     """1-based place in the waitlist (first come, first served by sign-up id)."""
     row = db.execute(
