@@ -14,7 +14,8 @@ out over --connections keep-alive connections (WeChat's servers use a limited po
 request per message), from a separate driver process (asyncio, raw HTTP/1.1), so the
 driver's own CPU and GIL are not the server's. "p99" is the reply time from sending a
 request to its whole response; "all in" is from the burst's start to its last reply (the
-time the last member waits, queueing at WeChat included). --connections 0 is the older
+time the last member waits, queueing at WeChat included); "driver-cpu" is the CPU the
+driver's process spent sending and reading. --connections 0 is the older
 burst: one thread and one new connection per member, all released at once by a barrier,
 in this process; tests/test_signup_concurrency.py drives that one (`hammer`), the harshest
 shape for the sign-up guard.
@@ -68,7 +69,8 @@ class Outcome:
 @dataclass
 class Figures:
     outcomes: list[Outcome] = field(default_factory=list)
-    span: float | None = None  # burst start to last reply (the keep-alive driver)
+    span: float | None = None  # burst start to last reply
+    driver_cpu: float | None = None  # CPU seconds the driver's process spent on the burst
 
     @property
     def requests(self) -> int:
@@ -101,7 +103,10 @@ class Figures:
                 f"max={max(times) * 1000:.0f}ms" + self.all_in())
 
     def all_in(self) -> str:
-        return f" all-in={self.span * 1000:.0f}ms" if self.span is not None else ""
+        text = f" all-in={self.span * 1000:.0f}ms" if self.span is not None else ""
+        if self.driver_cpu is not None:
+            text += f" driver-cpu={self.driver_cpu * 1000:.0f}ms"
+        return text
 
 
 def hammer(urls: list[str], token: str, openids: list[str], text: str,
@@ -129,11 +134,12 @@ def hammer(urls: list[str], token: str, openids: list[str], text: str,
             outcomes.append(outcome)
 
     threads = [threading.Thread(target=one, args=(n, o)) for n, o in enumerate(openids)]
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return Figures(outcomes)
+    return Figures(outcomes, time.perf_counter() - started, time.process_time() - cpu)
 
 
 def rush(urls: list[str], token: str, openids: list[str], text: str, connections: int = 20,
@@ -198,16 +204,18 @@ def rush(urls: list[str], token: str, openids: list[str], text: str, connections
         for url in targets:  # WeChat's pool is open before the rush starts
             host, port = url.split("//", 1)[1].split(":")
             opened.append(await asyncio.open_connection(host, int(port)))
-        started = time.perf_counter()
+        started, cpu[0] = time.perf_counter(), time.process_time()
         results = await asyncio.gather(*(connection(u, o) for u, o in zip(targets, opened)))
+        cpu[0] = time.process_time() - cpu[0]
         span = time.perf_counter() - started
         for openid, status, body, seconds, error in (r for rs in results for r in rs):
             outcomes.append(Outcome(openid, status, _content(body) if status == 200 else None,
                                     seconds, error))
         return span
 
+    cpu = [0.0]
     span = asyncio.run(run())
-    return Figures(outcomes, span)
+    return Figures(outcomes, span, cpu[0])
 
 
 def _content(body: bytes) -> str | None:
@@ -223,13 +231,14 @@ def rush_apart(urls: list[str], token: str, openids: list[str], text: str,
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--drive"], cwd=ROOT,
                           input=job, capture_output=True, text=True, timeout=600, check=True)
     got = json.loads(done.stdout)
-    return Figures([Outcome(**o) for o in got["outcomes"]], got["span"])
+    return Figures([Outcome(**o) for o in got["outcomes"]], got["span"], got["driver_cpu"])
 
 
 def _drive() -> None:
     job = json.loads(sys.stdin.read())
     figures = rush(job["urls"], job["token"], job["openids"], job["text"], job["connections"])
-    json.dump({"span": figures.span, "outcomes": [vars(o) for o in figures.outcomes]},
+    json.dump({"span": figures.span, "driver_cpu": figures.driver_cpu,
+               "outcomes": [vars(o) for o in figures.outcomes]},
               sys.stdout)
 
 
@@ -346,12 +355,17 @@ def prepare(db, now: datetime, tz, members_count: int, capacity: int,
     return activity_id, openids
 
 
-def burst(urls: list[str], token: str, openids: list[str], connections: int) -> Figures:
+def burst(urls: list[str], token: str, openids: list[str], connections: int,
+          server_here: bool) -> Figures:
     """The sign-up burst: over keep-alive connections from a driver process, or (0) the
-    one-thread-per-member burst from this process."""
+    one-thread-per-member burst from this process (whose CPU is then not the driver's
+    alone when the server runs here too)."""
     if connections:
         return rush_apart(urls, token, openids, TEXT, connections)
-    return hammer(urls, token, openids, TEXT)
+    figures = hammer(urls, token, openids, TEXT)
+    if server_here:
+        figures.driver_cpu = None
+    return figures
 
 
 def baseline(token: str, openids: list[str], own_process: bool, connections: int) -> str:
@@ -377,7 +391,7 @@ def baseline(token: str, openids: list[str], own_process: bool, connections: int
         server = ThreadedServer(bare_app()).__enter__()
         url = server.url
     try:
-        figures = burst([url], BARE_TOKEN, openids, connections)
+        figures = burst([url], BARE_TOKEN, openids, connections, server is not None)
     finally:
         if proc:
             proc.terminate()
@@ -445,7 +459,7 @@ def main() -> None:
 
         service.GUARD = not args.unguarded
         try:
-            figures = burst(urls, token, openids, args.connections)
+            figures = burst(urls, token, openids, args.connections, server is not None)
         finally:
             service.GUARD = True
             stop_servers(servers)
