@@ -86,14 +86,15 @@ class RateLimiter:
 
     Calls keep a schedule 1/rate apart. A call that comes late (a slow answer, a busy
     machine) does not move the schedule: the next ones catch up, spaced at least half
-    as far apart, while no one-second window (1/rate for rates under one a second) holds
-    more than the rate allows. So a broadcast goes out at the rate set, not a little under."""
+    as far apart, while no window of cap/rate seconds holds more than `cap` calls (cap:
+    the rate rounded down, at least 1; so one second and `rate` calls for whole rates).
+    So a broadcast goes out at the rate set, not a little under."""
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.window = max(1.0, self.interval)
-        self.cap = max(1, int(rate * self.window)) if rate > 0 else 0
+        self.cap = max(1, int(rate)) if rate > 0 else 0
+        self.window = self.cap / rate if rate > 0 else 0.0
         self._clock, self._sleep = clock, sleep
         self._sent: deque[float] = deque(maxlen=self.cap or 1)  # the latest calls, oldest first
         self._next = clock()

@@ -406,3 +406,12 @@ def test_a_rate_under_one_a_second_spaces_every_call():
         limiter.wait()
         sent.append(time_.now)
     assert [b - a for a, b in zip(sent, sent[1:])] == [2.0, 2.0, 2.0]
+
+
+def test_a_fractional_rate_is_kept_too():
+    time_ = VirtualTime()
+    limiter = RateLimiter(1.5, clock=time_.clock, sleep=time_.sleep)
+    started = time_.now
+    for _ in range(16):
+        limiter.wait()
+    assert time_.now - started == pytest.approx(10.0)
