@@ -172,7 +172,9 @@ def rush(urls: list[str], token: str, openids: list[str], text: str, connections
         body = await reader.readexactly(int(headers.get("content-length", "0")))
         return int(head[0].split()[1]), body, headers.get("connection", "").lower() == "close"
 
-    async def connection(url: str, opened) -> list[tuple[str, int | None, bytes, float, str | None]]:
+    async def connection(url: str, opened) -> list[tuple]:
+        """Sends queued messages one at a time until none is left: (openid, status, body,
+        seconds, error) each."""
         host, port = url.split("//", 1)[1].split(":")
         reader, writer = opened
         done = []
