@@ -413,19 +413,21 @@ def check_signable(activity: dict, now: datetime) -> None:
 def sign_up(db: Database, activity_id: int, openid: str, now: datetime) -> SignupResult:
     """Sign a member up: confirmed while places remain (and nobody waits), else waitlisted.
 
-    Raises ActivityNotFound, ActivityCancelled, NotOpen, DeadlinePassed, AlreadySignedUp."""
+    One read and one write under the write lock: the activity's counts, read inside the
+    transaction, decide the status and the waitlist place (a new row's id is the highest,
+    so it is last in line). Raises ActivityNotFound, ActivityCancelled, NotOpen,
+    DeadlinePassed, AlreadySignedUp."""
     if not GUARD:
         return _sign_up_unguarded(db, activity_id, openid, now)
     with immediate(db):
         activity = _activity(db, activity_id)
         check_signable(activity, now)
-        status = _new_status(db, activity)
+        status = _new_status(activity)
         try:
-            signup_id = store.insert_signup(db, activity_id, openid, status, now)
+            signup = store.insert_signup(db, activity_id, openid, status, now)
         except sqlite3.IntegrityError:
             raise _already(db, activity, openid) from None
-        signup = store.get_signup(db, signup_id)
-        position = store.waitlist_position(db, signup_id)
+    position = activity["waitlisted"] + 1 if status == "waitlisted" else None
     return SignupResult(signup, activity, position)
 
 
@@ -434,15 +436,14 @@ def _sign_up_unguarded(db: Database, activity_id: int, openid: str, now: datetim
     with db.atomic():
         activity = _activity(db, activity_id)
         check_signable(activity, now)
-        status = _new_status(db, activity)
+        status = _new_status(activity)
     time.sleep(UNGUARDED_PAUSE)
     try:
         with db.atomic():
-            signup_id = store.insert_signup(db, activity_id, openid, status, now)
+            signup = store.insert_signup(db, activity_id, openid, status, now)
     except sqlite3.IntegrityError:
         raise _already(db, activity, openid) from None
-    return SignupResult(store.get_signup(db, signup_id), activity,
-                        store.waitlist_position(db, signup_id))
+    return SignupResult(signup, activity, store.waitlist_position(db, signup["id"]))
 
 
 def cancel_signup(db: Database, signup_id: int, now: datetime, tz: ZoneInfo,
@@ -708,12 +709,12 @@ def _activity(db: Database, activity_id: int) -> dict:
     return activity
 
 
-def _new_status(db: Database, activity: dict) -> str:
-    """Confirmed while a place is free and nobody is waiting; otherwise the end of the line."""
+def _new_status(activity: dict) -> str:
+    """Confirmed while a place is free and nobody is waiting; otherwise the end of the line.
+    `activity` carries its counts as read in the caller's transaction."""
     if activity["capacity"] is None:
         return "confirmed"
-    if (store.count_confirmed(db, activity["id"]) < activity["capacity"]
-            and store.count_waitlisted(db, activity["id"]) == 0):
+    if activity["confirmed"] < activity["capacity"] and activity["waitlisted"] == 0:
         return "confirmed"
     return "waitlisted"
 

@@ -1,11 +1,16 @@
 """Benchmark: a broadcast to 10,000 members against the fake WeChat API with 10 % injected faults.
 
     .venv/bin/python bench/broadcast.py [--members 10000] [--faults 0.1] [--rate 0]
+                                        [--pace 100,300] [--pace-members 2000]
 
 Three runs side by side, each on a fresh SQLite file and a fresh fake API:
   outbox + faults   the real path: queue in the outbox, dispatcher retries with backoff
   outbox, no faults the same 10,000 sends when WeChat never fails (the cost of the outbox itself)
   naive + faults    a plain loop over the API with no outbox and no retries (what gets lost)
+
+Then the pacing table: the outbox with no faults at each BOT_SEND_RATE in --pace (and
+unlimited), beside the naive loop, on --pace-members members: "sends/s" counts from the
+first claim to the last send (queueing excluded), so a rate the outbox keeps shows as itself.
 
 Backoff waits (15 s, 30 s, …) are not slept: when only retries are left the bot's clock jumps
 to the next one, and the total jumped is reported as "backoff (simulated)".
@@ -58,6 +63,7 @@ def outbox_run(tmp: Path, name: str, n: int, faults: float, rate: float) -> dict
     started = time.monotonic()
     queued = broadcast.queue(rt, "【演练】今晚8点系统维护，请提前保存工作。")
     queued_s = time.monotonic() - started
+    sending = time.monotonic()
     dispatcher = Dispatcher(rt, WeChatAPI(rt.settings, rt.db, rt.clock.now))
     waited = timedelta()
     while True:
@@ -72,7 +78,8 @@ def outbox_run(tmp: Path, name: str, n: int, faults: float, rate: float) -> dict
     elapsed = time.monotonic() - started
     progress = deliveries.progress(rt.db(), queued.batch)
     result = tally(fake, openids, elapsed)
-    result.update(queued_s=queued_s, backoff=waited.total_seconds(),
+    result.update(queued_s=queued_s, send_s=time.monotonic() - sending,
+                  backoff=waited.total_seconds(),
                   retries=dispatcher.stats["retried"], failed=n - progress.get("sent", 0))
     fake.stop()
     return result
@@ -92,7 +99,7 @@ def naive_run(tmp: Path, name: str, n: int, faults: float, rate: float) -> dict:
         except WeChatAPIError:
             errors += 1
     result = tally(fake, openids, time.monotonic() - started)
-    result.update(queued_s=0.0, backoff=0.0, retries=0, failed=errors)
+    result.update(queued_s=0.0, send_s=result["time"], backoff=0.0, retries=0, failed=errors)
     fake.stop()
     return result
 
@@ -110,6 +117,10 @@ def main() -> None:
     parser.add_argument("--faults", type=float, default=0.10)
     parser.add_argument("--rate", type=float, default=0,
                         help="BOT_SEND_RATE for the run (0 = unlimited, to measure the bot itself)")
+    parser.add_argument("--pace", default="100,300",
+                        help="BOT_SEND_RATE values for the pacing table (comma-separated; "
+                             "empty: no table)")
+    parser.add_argument("--pace-members", type=int, default=2000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     n, f = args.members, args.faults
@@ -135,8 +146,27 @@ def main() -> None:
         print(f"{label:<26}" + "".join(f"{c:>{width}}" for c in cells))
     lost = runs[0][1]["lost"]
     print(f"\noutbox + faults: lost {lost} (must be 0), duplicates {runs[0][1]['duplicates']}")
+    rates = [float(r) for r in args.pace.split(",") if r.strip()]
+    if rates:
+        pacing(rates, args.pace_members)
     if lost:
         sys.exit(1)
+
+
+def pacing(rates: list[float], n: int) -> None:
+    """The outbox (no faults) at each BOT_SEND_RATE and unlimited, beside the naive loop."""
+    with tempfile.TemporaryDirectory(prefix="bench-pacing-") as tmp:
+        runs = [(f"outbox, BOT_SEND_RATE={r:g}", r, outbox_run(Path(tmp), f"p{i}", n, 0, r))
+                for i, r in enumerate(rates)]
+        runs.append(("outbox, unlimited", 0, outbox_run(Path(tmp), "pu", n, 0, 0)))
+        runs.append(("naive loop, unlimited", 0, naive_run(Path(tmp), "pn", n, 0, 0)))
+    print(f"\nPacing: {n:,} members, no faults; sends/s from the first claim to the last send\n")
+    print(f"{'':28}{'sends/s':>10}{'of the rate':>13}{'send time (s)':>15}{'lost':>6}{'dup':>5}")
+    for label, rate, r in runs:
+        per_s = r["delivered"] / r["send_s"] if r["send_s"] else 0.0
+        share = f"{per_s / rate:.0%}" if rate else "-"
+        print(f"{label:<28}{per_s:>10.0f}{share:>13}{r['send_s']:>15.1f}{r['lost']:>6}"
+              f"{r['duplicates']:>5}")
 
 
 if __name__ == "__main__":

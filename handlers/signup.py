@@ -134,12 +134,12 @@ def signup(msg: Message, ctx: Context) -> Reply | None:
         if not 1 <= n <= len(open_now):
             return Reply(BAD_NUMBER.format(n=n, max=len(open_now)) if open_now else EMPTY_LIST,
                          topic="signup.bad_number")
-        return _attempt(msg, ctx, open_now[n - 1]["id"])
+        return _attempt(msg, ctx, open_now[n - 1]["id"], open_now[n - 1])
     found = service.search(ctx.db, keyword, ctx.now)
     if not found:
         return Reply(NO_MATCH.format(kw=keyword), topic="signup.no_match") if m else None
     if len(found) == 1 or not service.is_signable(found[0], ctx.now):
-        return _attempt(msg, ctx, found[0]["id"])
+        return _attempt(msg, ctx, found[0]["id"], found[0])
     return _offer(msg, ctx, found[:LIST_MAX], f"和“{keyword}”相关的活动有 {len(found)} 个：")
 
 
@@ -173,10 +173,11 @@ def _places(activity: dict) -> str:
     return f"剩余 {left} 个名额"
 
 
-def _attempt(msg: Message, ctx: Context, activity_id: int) -> Reply:
-    """Sign up for one chosen activity: check, ask for the profile once, then write."""
+def _attempt(msg: Message, ctx: Context, activity_id: int, seen: dict | None = None) -> Reply:
+    """Sign up for one chosen activity: check, ask for the profile once, then write.
+    `seen`: the activity as this request just read it (the write reads it again)."""
     try:
-        activity = service.get_activity(ctx.db, activity_id)
+        activity = seen or service.get_activity(ctx.db, activity_id)
         service.check_signable(activity, ctx.now)
         if not has_profile(ctx.member):
             _put(ctx, msg.openid, PROFILE, {"activity_id": activity_id})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlite_utils import Database
+from sqlite_utils.utils import dedupe_keys
 
 from clock import to_db
 
@@ -21,8 +22,16 @@ _COUNTS = ("(SELECT count(*) FROM signups s WHERE s.activity_id = a.id "
            "AND s.status = 'waitlisted') AS waitlisted")
 
 
+def _query(db: Database, sql: str, args: list) -> list[dict]:
+    """Rows as dicts from one statement. sqlite-utils' `query` wraps every SELECT in a
+    savepoint (three statements); these are known SELECTs, so one is enough."""
+    cur = db.execute(sql, args)
+    keys = dedupe_keys(d[0] for d in cur.description)
+    return [dict(zip(keys, row)) for row in cur]
+
+
 def _one(db: Database, sql: str, args: list) -> dict | None:
-    rows = list(db.query(sql, args))
+    rows = _query(db, sql, args)
     return rows[0] if rows else None
 
 
@@ -71,22 +80,22 @@ def list_activities(db: Database, statuses: tuple[str, ...] | None = None) -> li
     if statuses:
         where = f"WHERE a.status IN ({', '.join('?' * len(statuses))})"
         args = list(statuses)
-    return list(db.query(f"SELECT a.*, {_COUNTS} FROM activities a {where} "
-                         "ORDER BY a.start_at IS NULL, a.start_at, a.id", args))
+    return _query(db, f"SELECT a.*, {_COUNTS} FROM activities a {where} "
+                  "ORDER BY a.start_at IS NULL, a.start_at, a.id", args)
 
 
 def open_for_signup(db: Database, now: datetime) -> list[dict]:
     """Open activities whose sign-up deadline (or start) is still ahead."""
-    return list(db.query(
+    return _query(db,
         f"SELECT a.*, {_COUNTS} FROM activities a WHERE a.status = 'open' "
-        "AND COALESCE(a.deadline_at, a.start_at) > ? ORDER BY a.start_at, a.id", [to_db(now)]))
+        "AND COALESCE(a.deadline_at, a.start_at) > ? ORDER BY a.start_at, a.id", [to_db(now)])
 
 
 def searchable(db: Database, since: datetime) -> list[dict]:
     """Non-draft activities starting after `since` (what a member may name in '报名 …')."""
-    return list(db.query(
+    return _query(db,
         f"SELECT a.*, {_COUNTS} FROM activities a WHERE a.status != 'draft' "
-        "AND a.start_at >= ? ORDER BY a.start_at, a.id", [to_db(since)]))
+        "AND a.start_at >= ? ORDER BY a.start_at, a.id", [to_db(since)])
 
 
 def checkin_code_taken(db: Database, code: str) -> bool:
@@ -95,31 +104,25 @@ def checkin_code_taken(db: Database, code: str) -> bool:
 
 
 def by_checkin_code(db: Database, code: str) -> list[dict]:
-    return list(db.query("SELECT * FROM activities WHERE upper(checkin_code) = upper(?) "
-                         "ORDER BY status = 'cancelled', start_at DESC", [code]))
+    return _query(db, "SELECT * FROM activities WHERE upper(checkin_code) = upper(?) "
+                  "ORDER BY status = 'cancelled', start_at DESC", [code])
 
 
 # --- sign-ups ---------------------------------------------------------------------------
 
 def insert_signup(db: Database, activity_id: int, openid: str, status: str,
-                  now: datetime) -> int:
-    """Raises sqlite3.IntegrityError when the member already has a live sign-up (signups_live)."""
+                  now: datetime) -> dict:
+    """The new sign-up row, written and read back in one statement.
+    Raises sqlite3.IntegrityError when the member already has a live sign-up (signups_live)."""
     stamp = to_db(now)
-    cur = db.execute(
-        "INSERT INTO signups(activity_id, openid, status, created_at, confirmed_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        [activity_id, openid, status, stamp, stamp if status == "confirmed" else None])
-    return cur.lastrowid
+    return _one(db, "INSERT INTO signups(activity_id, openid, status, created_at, confirmed_at) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING *",
+                [activity_id, openid, status, stamp, stamp if status == "confirmed" else None])
 
 
 def count_confirmed(db: Database, activity_id: int) -> int:
     return db.execute("SELECT count(*) FROM signups WHERE activity_id = ? AND status = 'confirmed'",
                       [activity_id]).fetchone()[0]
-
-
-def count_waitlisted(db: Database, activity_id: int) -> int:
-    return db.execute("SELECT count(*) FROM signups WHERE activity_id = ? "
-                      "AND status = 'waitlisted'", [activity_id]).fetchone()[0]
 
 
 def waitlist_position(db: Database, signup_id: int) -> int | None:
@@ -170,13 +173,13 @@ def set_hours(db: Database, signup_id: int, hours: float) -> None:
 
 
 def live_signups_of_activity(db: Database, activity_id: int) -> list[dict]:
-    return list(db.query("SELECT * FROM signups WHERE activity_id = ? AND status != 'cancelled' "
-                         "ORDER BY id", [activity_id]))
+    return _query(db, "SELECT * FROM signups WHERE activity_id = ? AND status != 'cancelled' "
+                  "ORDER BY id", [activity_id])
 
 
 def member_upcoming(db: Database, openid: str, now: datetime) -> list[dict]:
     """The member's live sign-ups for activities that have not ended, soonest first."""
-    return list(db.query(
+    return _query(db,
         "SELECT s.id AS signup_id, s.status AS signup_status, s.created_at AS signed_up_at, "
         "s.checked_in_at, s.hours AS credited_hours, "
         "(SELECT count(*) FROM signups w WHERE w.activity_id = s.activity_id "
@@ -184,17 +187,17 @@ def member_upcoming(db: Database, openid: str, now: datetime) -> list[dict]:
         "FROM signups s JOIN activities a ON a.id = s.activity_id "
         "WHERE s.openid = ? AND s.status != 'cancelled' "
         "AND COALESCE(a.end_at, a.start_at) >= ? ORDER BY a.start_at, s.id",
-        [openid, to_db(now)]))
+        [openid, to_db(now)])
 
 
 def activity_signups(db: Database, activity_id: int) -> list[dict]:
     """Every sign-up of an activity with the member's profile, in sign-up order."""
-    return list(db.query(
+    return _query(db,
         "SELECT s.*, m.name, m.unit, m.phone, "
         "(SELECT count(*) FROM signups w WHERE w.activity_id = s.activity_id "
         " AND w.status = 'waitlisted' AND w.id <= s.id) AS position "
         "FROM signups s LEFT JOIN members m ON m.openid = s.openid "
-        "WHERE s.activity_id = ? ORDER BY s.id", [activity_id]))
+        "WHERE s.activity_id = ? ORDER BY s.id", [activity_id])
 
 
 def hours_total(db: Database, openid: str) -> tuple[float, int]:
@@ -208,21 +211,21 @@ def hours_total(db: Database, openid: str) -> tuple[float, int]:
 
 def service_records(db: Database, openid: str) -> list[dict]:
     """What a volunteer record lists: attended or credited activities, oldest first."""
-    return list(db.query(
+    return _query(db,
         "SELECT s.id AS signup_id, s.checked_in_at, s.hours AS credited_hours, "
         "a.id AS activity_id, a.title, a.grp, a.created_by, a.location, a.start_at, a.end_at, "
         "a.hours AS planned_hours FROM signups s JOIN activities a ON a.id = s.activity_id "
         "WHERE s.openid = ? AND s.status = 'confirmed' AND a.status != 'cancelled' "
         "AND (s.checked_in_at IS NOT NULL OR s.hours IS NOT NULL) ORDER BY a.start_at, s.id",
-        [openid]))
+        [openid])
 
 
 def member_live_signups(db: Database, openid: str) -> list[tuple[dict, dict]]:
     """(activity, sign-up) for each live sign-up of the member, newest activity first."""
-    rows = list(db.query(
+    rows = _query(db,
         "SELECT s.id AS s_id, a.* FROM signups s JOIN activities a ON a.id = s.activity_id "
         "WHERE s.openid = ? AND s.status != 'cancelled' ORDER BY a.start_at DESC, s.id",
-        [openid]))
+        [openid])
     return [({k: v for k, v in r.items() if k != "s_id"}, get_signup(db, r["s_id"]))
             for r in rows]
 
@@ -284,5 +287,5 @@ def corrections(db: Database, signup_ids: list[int]) -> list[dict]:
     if not signup_ids:
         return []
     marks = ", ".join("?" * len(signup_ids))
-    return list(db.query(f"SELECT * FROM hour_corrections WHERE signup_id IN ({marks}) "
-                         "ORDER BY id", signup_ids))
+    return _query(db, f"SELECT * FROM hour_corrections WHERE signup_id IN ({marks}) "
+                  "ORDER BY id", signup_ids)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from clock import from_db, to_db
-from storage.db import immediate
+from storage.db import immediate, serialized
 from wechat.templates import check as check_template_fields
 
 FINAL = ("sent", "failed", "unreachable", "dropped", "cancelled")
@@ -76,25 +76,32 @@ def release_claims(db: Database, owner: str, now: datetime) -> int:
     Any of them may have reached WeChat just before the sender died: those are the
     messages "in flight", the only ones that can go out twice.
     """
-    return db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
-                      "claimed_by = NULL WHERE status = 'sending' AND claimed_by = ?",
-                      [to_db(now), owner]).rowcount
+    with serialized(db):
+        return db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
+                          "claimed_by = NULL WHERE status = 'sending' AND claimed_by = ?",
+                          [to_db(now), owner]).rowcount
 
 
 def release(db: Database, delivery_id: int, at: datetime) -> None:
     """Give a claimed row back unsent (not counted as an attempt), to be sent at `at`."""
-    db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, claimed_by = NULL,"
-               " attempts = max(attempts - 1, 0) WHERE id = ? AND status = 'sending'",
-               [to_db(at), delivery_id])
+    with serialized(db):
+        db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
+                   "claimed_by = NULL, attempts = max(attempts - 1, 0) "
+                   "WHERE id = ? AND status = 'sending'", [to_db(at), delivery_id])
 
 
 def mark_sent(db: Database, delivery_id: int, channel: str, now: datetime,
               wechat_msgid: str | None = None) -> None:
-    """WeChat accepted the row; `wechat_msgid` (template messages) matches its later report."""
-    db.execute("UPDATE deliveries SET status = 'sent', channel = ?, sent_at = ?, "
-               "last_error = NULL, claimed_by = NULL, wechat_msgid = ?, report = NULL, reported_at = NULL "
-               "WHERE id = ?",
-               [channel, to_db(now), wechat_msgid, delivery_id])
+    """WeChat accepted the row; `wechat_msgid` (template messages) matches its later report.
+
+    One statement per send, queued on this process's write lock (the dispatcher shares the
+    file with the request threads). Never batched: a mark that waits for others is a
+    message a crash would send twice."""
+    with serialized(db):
+        db.execute("UPDATE deliveries SET status = 'sent', channel = ?, sent_at = ?, "
+                   "last_error = NULL, claimed_by = NULL, wechat_msgid = ?, report = NULL, "
+                   "reported_at = NULL WHERE id = ?",
+                   [channel, to_db(now), wechat_msgid, delivery_id])
 
 
 def record_report(db: Database, wechat_msgid: str, openid: str, status: str,
@@ -122,8 +129,10 @@ def report_counts(db: Database, batch: str | None = None) -> list[dict]:
 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:
-    db.execute("UPDATE deliveries SET status = 'pending', last_error = ?, next_attempt_at = ?, "
-               "claimed_by = NULL WHERE id = ?", [error, to_db(at), delivery_id])
+    with serialized(db):
+        db.execute("UPDATE deliveries SET status = 'pending', last_error = ?, "
+                   "next_attempt_at = ?, claimed_by = NULL WHERE id = ?",
+                   [error, to_db(at), delivery_id])
 
 
 def mark_final(db: Database, delivery_id: int, status: str, error: str | None,
@@ -131,8 +140,10 @@ def mark_final(db: Database, delivery_id: int, status: str, error: str | None,
     """End a row's life: sent elsewhere, failed, unreachable, dropped or cancelled, with why."""
     if status not in FINAL:
         raise ValueError(f"not a final status: {status!r}")
-    db.execute("UPDATE deliveries SET status = ?, last_error = ?, channel = COALESCE(?, channel), "
-               "claimed_by = NULL WHERE id = ?", [status, error, channel, delivery_id])
+    with serialized(db):
+        db.execute("UPDATE deliveries SET status = ?, last_error = ?, "
+                   "channel = COALESCE(?, channel), claimed_by = NULL WHERE id = ?",
+                   [status, error, channel, delivery_id])
 
 
 def custom_sent_since(db: Database, openid: str, since: datetime) -> int:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from clock import from_db, to_db
+from storage.db import serialized
 
 
 def get(db: Database, openid: str, now: datetime) -> tuple[str, dict] | None:
@@ -34,7 +35,12 @@ def put(db: Database, openid: str, state: str, data: dict, expires_at: datetime)
 
 
 def clear(db: Database, openid: str) -> bool:
-    return db.execute("DELETE FROM dialogs WHERE openid = ?", [openid]).rowcount > 0
+    """End the member's dialog; False when there was none. Most callers clear "just in
+    case" (a sign-up ends any choice): a read answers that without taking the write lock."""
+    if db.execute("SELECT 1 FROM dialogs WHERE openid = ?", [openid]).fetchone() is None:
+        return False
+    with serialized(db):
+        return db.execute("DELETE FROM dialogs WHERE openid = ?", [openid]).rowcount > 0
 
 
 def put_pages(db: Database, openid: str, pages: list[str], expires_at: datetime) -> None:

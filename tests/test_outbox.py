@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import re
 import time
+from bisect import bisect_left
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
-from scheduler.dispatcher import CLAIM_FOR, Dispatcher
+from scheduler.dispatcher import CLAIM_FOR, Dispatcher, RateLimiter
 from storage import deliveries, members
 from wechat.api import WeChatAPI
 
@@ -361,3 +362,56 @@ def test_a_47003_from_wechat_fails_the_row_with_the_reason(make_rt, fake_api):
     dispatcher(rt).drain()
     [row] = deliveries.with_prefix(rt.db(), "t:")
     assert (row["status"], row["last_error"]) == ("failed", "47003 模板字段不符合微信限制")
+
+
+class VirtualTime:
+    """A clock the rate limiter sleeps on; a slow send is the clock jumping."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def most_in_one_second(times: list[float]) -> int:
+    """The most calls in any one-second window (times in order)."""
+    return max(bisect_left(times, t + 1.0 - 1e-9) - n for n, t in enumerate(times))
+
+
+@pytest.mark.parametrize("rate", [20, 300])
+def test_the_send_rate_is_kept_on_average_and_never_exceeded_in_any_second(rate):
+    """BOT_SEND_RATE is what a broadcast gets: a slow answer from WeChat (here every 50th
+    send takes 40 ms) is made up by the sends after it, and still no second sees more
+    calls than the rate."""
+    time_ = VirtualTime()
+    limiter = RateLimiter(rate, clock=time_.clock, sleep=time_.sleep)
+    started, sent = time_.now, []
+    for n in range(rate * 10):
+        limiter.wait()
+        sent.append(time_.now)
+        time_.sleep(0.04 if n % 50 == 49 else 0.001)
+    assert sent[-1] - started == pytest.approx(10 - 1 / rate, abs=0.05)
+    assert most_in_one_second(sent) <= rate
+
+
+def test_a_rate_under_one_a_second_spaces_every_call():
+    time_ = VirtualTime()
+    limiter = RateLimiter(0.5, clock=time_.clock, sleep=time_.sleep)
+    sent = []
+    for _ in range(4):
+        limiter.wait()
+        sent.append(time_.now)
+    assert [b - a for a, b in zip(sent, sent[1:])] == [2.0, 2.0, 2.0]
+
+
+def test_a_fractional_rate_is_kept_too():
+    time_ = VirtualTime()
+    limiter = RateLimiter(1.5, clock=time_.clock, sleep=time_.sleep)
+    started = time_.now
+    for _ in range(16):
+        limiter.wait()
+    assert time_.now - started == pytest.approx(10.0)

@@ -256,6 +256,24 @@ def test_cancellations_promote_strictly_in_order(wechat, rt, db, make_activity):
     assert len(promoted_keys(db, aid)) == 3
 
 
+def test_a_new_waitlisted_member_is_told_the_place_behind_the_line_as_it_is_now(
+        wechat, db, make_activity):
+    """The reply's place comes from the counts read in the sign-up's own transaction: after
+    someone in the line left, the newcomer is behind the people still waiting."""
+    aid = make_activity("社区青年志愿服务日", capacity=2)
+    people = [f"oLine{n:08d}" for n in range(6)]
+    for n, openid in enumerate(people):
+        bind(wechat, openid, f"成员{'一二三四五六'[n]}")
+    for openid in people[:5]:
+        wechat.text(openid, "报名 志愿服务日")
+    wechat.text(people[3], "取消报名")  # the line is now people[2], people[4]
+    reply = wechat.text(people[5], "报名 志愿服务日").text
+    assert "候补第3位" in reply
+    assert "候补第3位" in wechat.text(people[5], "我的报名").text
+    assert [r["openid"] for r in live(db, aid) if r["status"] == "waitlisted"] == \
+        [people[2], people[4], people[5]]
+
+
 def test_rejoining_after_cancelling_goes_to_the_back(wechat, db, make_activity):
     aid = make_activity("社区青年志愿服务日", capacity=1)
     bind(wechat, ZHANG)

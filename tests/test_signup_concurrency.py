@@ -12,8 +12,8 @@ import logging
 import pytest
 
 from activities import service
-from bench.signup_load import (Figures, ThreadedServer, hammer, prepare, start_servers,
-                               stop_servers)
+from bench.signup_load import (Figures, ThreadedServer, hammer, prepare, rush_apart,
+                               start_servers, stop_servers)
 from tests.conftest import TOKEN
 
 MEMBERS = 200
@@ -71,6 +71,16 @@ def test_200_members_30_places_many_threads(live_server, rt, db, capsys):
     report(capsys, "1 server, 200 threads", figures)
     assert_exact(db, activity_id, figures)
     assert figures.percentile(99) < rt.settings.reply_budget
+
+
+def test_200_members_30_places_over_wechats_keep_alive_connections(live_server, rt, db,
+                                                                     capsys):
+    """The burst as WeChat sends it (bench/signup_load.py's default): all queued at once,
+    twenty keep-alive connections from another process, one request per message."""
+    activity_id, openids = prepare(db, rt.clock.now(), rt.settings.tz, MEMBERS, CAPACITY)
+    figures = rush_apart([live_server.url], TOKEN, openids, TEXT, connections=20)
+    report(capsys, "1 server, 20 keep-alive connections", figures)
+    assert_exact(db, activity_id, figures)
 
 
 def test_200_members_30_places_three_server_processes(rt, db, settings, capsys):

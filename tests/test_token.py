@@ -126,3 +126,33 @@ def test_a_failing_token_endpoint_is_transient(client, fake_api):
     with pytest.raises(WeChatAPIError) as caught:
         client().access_token()
     assert caught.value.transient
+
+
+def test_a_token_another_process_replaced_costs_one_refused_call_and_no_fetch(client, fake_api):
+    """A client keeps the shared token in memory for a few seconds; when another process
+    has replaced it meanwhile, WeChat's 40001 makes the client read the new one."""
+    first, second = client(), client()
+    first.send_custom_text("oMember00001", "一")
+    old = first.access_token()
+    renewed = second.access_token(rejected=old)  # the other process forces a new token
+    assert renewed != old
+    first.send_custom_text("oMember00001", "二")
+    sends = fake_api.calls_to(CUSTOM)
+    assert [c["response"]["errcode"] for c in sends] == [0, 40001, 0]
+    assert sends[2]["query"]["access_token"] == renewed
+    assert first.token_fetches == 1 and second.token_fetches == 1
+    assert [m["content"] for m in fake_api.inbox()] == ["一", "二"]
+
+
+def test_the_environments_proxy_settings_still_apply(client, fake_api, monkeypatch):
+    """The session reads HTTP(S)_PROXY and NO_PROXY once instead of on every call; it
+    still honours them."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(WeChatAPIError) as caught:
+        client().access_token()
+    assert caught.value.transient and fake_api.calls == []
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client().send_custom_text("oMember00001", "你好")
+    assert len(fake_api.inbox()) == 1

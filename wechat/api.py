@@ -30,6 +30,7 @@ TOKEN_KEY = "wechat_access_token"
 TOKEN_LEASE = "wechat-token-refresh"
 TOKEN_EARLY = timedelta(minutes=5)  # refresh this long before WeChat's expiry
 TOKEN_WAIT_SECONDS = 15
+TOKEN_MEMO_SECONDS = 10  # a client re-reads the shared token this often (a send, not a query)
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, invalid, expired access_token
 TRANSIENT_ERRORS = {-1, 45009, 45011}  # system busy; daily / per-minute quota
 PERMANENT_ERRORS = {
@@ -80,15 +81,32 @@ class WeChatAPI:
         install_log_redaction()  # urllib3 logs URLs (token, secret) at DEBUG
         self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._local = threading.local()
+        self._memo: tuple[str, datetime, float] | None = None  # token, expires_at, read at
         self.calls = 0  # outbound calls, for benchmarks
         self.token_fetches = 0
 
     # --- transport -----------------------------------------------------------------------
     def _session(self) -> requests.Session:
+        """This thread's session: its pool keeps the connection to WeChat open between calls.
+
+        The environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) is read once here, not
+        by requests on every call, where scanning os.environ cost more than the call."""
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.trust_env = False
+            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                              or os.environ.get("CURL_CA_BUNDLE") or True)
+            self._local.proxies = {}
         return session
+
+    def _proxies(self, url: str) -> dict:
+        """The environment's proxies for `url`'s host (NO_PROXY honoured), once per host."""
+        host = url.split("/", 3)[2] if "//" in url else url
+        known = self._local.proxies
+        if host not in known:
+            known[host] = requests.utils.get_environ_proxies(url)
+        return known[host]
 
     def _request(self, method: str, path: str, *, params: dict | None = None,
                  body: dict | None = None) -> dict:
@@ -96,7 +114,7 @@ class WeChatAPI:
         self.calls += 1
         try:
             resp = self._session().request(
-                method, url, params=params,
+                method, url, params=params, proxies=self._proxies(url),
                 data=None if body is None else json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json; charset=utf-8"},
                 timeout=self.settings.wechat_api_timeout)
@@ -120,7 +138,11 @@ class WeChatAPI:
         is a token WeChat just refused (40001/42001): it is never handed out again.
         Raises WeChatAPIError when no token can be had.
         """
-        cached = self._cached()
+        memo = self._memo
+        if (memo and rejected is None and memo[1] > self._now()
+                and time.monotonic() - memo[2] < TOKEN_MEMO_SECONDS):
+            return memo[0]
+        cached = self._cached(rejected)
         if cached and cached != rejected:
             return cached
         deadline = time.monotonic() + TOKEN_WAIT_SECONDS
@@ -129,26 +151,32 @@ class WeChatAPI:
             db = self._db()
             if leases.acquire(db, TOKEN_LEASE, owner, timedelta(seconds=30), self._now()):
                 try:
-                    cached = self._cached()
+                    cached = self._cached(rejected)
                     if cached and cached != rejected:
                         return cached  # another process refreshed it meanwhile
                     return self._fetch(rejected)
                 finally:
                     leases.release(db, TOKEN_LEASE, owner)
             time.sleep(0.05)  # someone else is refreshing: wait for their token
-            cached = self._cached()
+            cached = self._cached(rejected)
             if cached and cached != rejected:
                 return cached
             if time.monotonic() > deadline:
                 raise WeChatAPIError(None, "timed out waiting for the token refresh")
 
-    def _cached(self) -> str | None:
+    def _cached(self, rejected: str | None = None) -> str | None:
+        """The shared token from the database, if still valid; kept in memory for
+        TOKEN_MEMO_SECONDS (a token another process replaced meanwhile is answered 40001,
+        and `call` then reads the new one)."""
         raw = kv.get(self._db(), TOKEN_KEY)
         if not raw:
             return None
         value = json.loads(raw)
-        if from_db(value["expires_at"]) <= self._now():
+        expires = from_db(value["expires_at"])
+        if expires <= self._now():
             return None
+        if value["token"] != rejected:
+            self._memo = (value["token"], expires, time.monotonic())
         return value["token"]
 
     def _fetch(self, rejected: str | None) -> str:
@@ -170,6 +198,7 @@ class WeChatAPI:
         expires = self._now() + lifetime - min(TOKEN_EARLY, lifetime / 2)
         kv.put(self._db(), TOKEN_KEY, json.dumps({"token": data["access_token"],
                                                   "expires_at": to_db(expires)}), self._now())
+        self._memo = (data["access_token"], expires, time.monotonic())
         self.token_fetches += 1
         log.info("fetched an access_token (stable=%s, after rejection=%s)",
                  s.wechat_stable_token, rejected is not None)
@@ -231,7 +260,8 @@ class WeChatAPI:
     def qrcode_image(self, ticket: str) -> tuple[bytes, str]:
         """The QR image from showqrcode: (bytes, content type). Raises WeChatAPIError."""
         try:
-            resp = self._session().get(self.qrcode_image_url(ticket),
+            url = self.qrcode_image_url(ticket)
+            resp = self._session().get(url, proxies=self._proxies(url),
                                        timeout=self.settings.wechat_api_timeout)
         except requests.RequestException as exc:
             raise WeChatAPIError(None, f"network: {exc.__class__.__name__}") from exc

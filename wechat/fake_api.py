@@ -684,6 +684,8 @@ class _Handler(BaseHTTPRequestHandler):
     """Parses the request, hands it to the FakeWeChatAPI, writes JSON (or raw text) back."""
 
     server_version = "FakeWeChat/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, as api.weixin.qq.com: clients reuse connections
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
     def do_GET(self):
         self._serve("GET")
