@@ -69,7 +69,11 @@ _CLAUSE = re.compile(r"[\s,，。.!！?？;；:：…~～]+|就是说|就是|然
                      r"(?:那个)(?=[^个]{0,3}(?:我|就|想|问))")
 WANTED = {"where": "具体地点", "clock": "具体钟点", "weekday": "星期几", "money": "费用或金额",
           "procedure": "具体办理方式", "person": "具体人员", "contact": "联系方式",
-          "item": "具体发放的物品", "person_detail": "这位人员的具体情况", "since": "从什么时候开始", "compare": "和其他年份的比较", "award": "获奖结果", "role": "各成员单位的具体分工", "rank": "排名或比较", "meaning": "这个说法的具体含义", "choice": "你问的是哪一种", "month": "具体月份", "consequence": "没做到会怎样", "count": "具体数字", "ordinal": "名次", "when": "具体时间",
+          "item": "具体发放的物品", "person_detail": "这位人员的具体情况", "since": "从什么时候开始",
+          "compare": "和其他年份的比较", "award": "获奖结果", "role": "各成员单位的具体分工",
+          "rank": "排名或比较", "meaning": "这个说法的具体含义", "choice": "你问的是哪一种",
+          "month": "具体月份", "consequence": "没做到会怎样", "count": "具体数字", "ordinal": "名次",
+          "when": "具体时间",
           "duration": "时长", "permission": "能不能这样做（如带家属、报销、线上参加）", "score": "分数要求", "result": "实际结果",
           "future": "以后的安排", "year": "你问的那一年的情况", "exam": "考试内容",
           "requirement": "具体条件", "name": "具体名称或名单", "date": "具体日期", "rate": "比率",

@@ -16,7 +16,8 @@ ASKS: dict[str, re.Pattern] = {
     "clock": re.compile(r"几点(?![零0-9几])|什么时间点|几时开始|几点钟"),
     "weekday": re.compile(r"每周几|星期几|周几|礼拜几"),
     "money": re.compile(r"多少钱|怎么算|咋算|费用|加班费|发多少|能报多少|报多少|赔多少|给多少钱|面值|面额|标准是多少|报销|工资|薪资|待遇|补贴|金额|几块钱|奖金|房租|租金|"
-                        r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|多少[\u4e00-\u9fa5]{0,4}(?:经费|费用|资金|补贴|奖金|预算)|月租|租金|收费伐|余额|经费(?:是|有)?多少|多少预算|预算(?:是|有)?多少|总额|多少资金|出钱|自费|报销多少"),
+                        r"会费|团费|党费|罚多少|年终奖|绩效奖|学费|保费|月租|租金|收费伐|余额|总额|出钱|自费|报销多少|"
+                        r"多少[\u4e00-\u9fa5]{0,4}(?:经费|费用|资金|补贴|奖金|预算)|(?:经费|预算)(?:是|有)?多少"),
     "procedure": re.compile(r"(?:怎么|怎样|如何|咋)(?:报名|办理|申请|参加|加入|领取|领|走|去|交|补办|补|弄|预约|登记)|"
                             r"流程|手续|要带什么|需要带|什么条件才能|去哪领|找谁|"
                             r"(?:怎么|怎样|如何|咋)(?:投票|投稿|理赔|申报|参评|参赛|提交|推荐|入选|选拔|评上|评定|认定|联系|开通|查|登录|注册|激活|使用|提取|绑定)|"
@@ -40,11 +41,13 @@ ASKS: dict[str, re.Pattern] = {
                              r"(?:能|可以)(?:报名|参加|申请|买|给|加入|去|享受)[^，。]{0,10}吗"),
     "rate": re.compile(r"合格率|及格率|通过率|完成率|覆盖率|比例|百分之几|百分比|占比|率是多少|率[^，。]{0,8}多少"),
     "score": re.compile(r"多少分|几分(?!之)|及格线|分数线|合格线|passmark|passline|过线"),
-    "result": re.compile(r"有几人获奖|几人获奖|评上了几|评上几|几个评上|获奖了吗|实际|最后|最终|评上|谁拿了|拿了第一|第一名|冠军|获奖|名单|拿到[^，。]{0,6}没|拿没拿|评上没|"
+    "result": re.compile(r"有几人获奖|几人获奖|评上了几|评上几|几个评上|获奖了吗|实际|最后|最终|评上|谁拿了|"
+                         r"拿了第一|第一名|冠军|获奖|名单|拿到[^，。]{0,6}没|拿没拿|评上没|"
                          r"效果怎样|效果如何|效果怎么样|结果如何|结果怎样|发现了多少|"
                          r"谁获得|得主|结果出来|出来了吗"),
     "exam": re.compile(r"考什么|考哪些|考试内容|题库|笔试还是面试|面试还是笔试|考试范围|考啥"),
-    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:条件|标准|资格)|(?:条件|标准|资格)具体(?:是什么|是啥|有哪些)|招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
+    "requirement": re.compile(r"(?:什么|啥)(?:具体)?(?:条件|标准|资格)|(?:条件|标准|资格)具体(?:是什么|是啥|有哪些)|"
+                             r"招募条件|申请条件|什么条件|条件是什么|要什么条件|需要什么资格|资格要求|执照|证书|门槛|"
                              r"报名条件|评定标准|评选标准|考核标准|评分标准|标准是什么|标准是啥|考核指标|指标是|"
                              r"评星标准"),
     "person_name": re.compile(r"(?:现在|目前|现任|下一任|下任|新任|这届|本届)的?[\u4e00-\u9fa5]{0,8}(?:是谁|叫啥|叫什么)|"
@@ -76,7 +79,8 @@ ASKS: dict[str, re.Pattern] = {
 }
 
 # asked kinds an entry must explicitly cover; the others are soft
-STRICT = ("person_detail", "since", "award", "compare", "rank", "where", "clock", "weekday", "money", "item", "count", "ordinal", "when", "month", "procedure",
+STRICT = ("person_detail", "since", "award", "compare", "rank", "where", "clock", "weekday", "money",
+          "item", "count", "ordinal", "when", "month", "procedure",
           "consequence",
           "person", "contact", "duration", "permission", "score", "result", "date", "future", "exam",
           "requirement", "name", "rate", "person_name")
@@ -169,7 +173,8 @@ def missing(question_kinds: set[str], entry_kinds: set[str]) -> set[str]:
     return {k for k in question_kinds if k in STRICT and k not in entry_kinds}
 
 
-_ASKED_MEASURE = re.compile(r"(?:几|多少)(个人(?![\u4e00-\u9fa5]{0,3}(?:案件|信息|事项))|名|人|位|张|次|场|天|公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
+_ASKED_MEASURE = re.compile(r"(?:几|多少)(个人(?![\u4e00-\u9fa5]{0,3}(?:案件|信息|事项))|名|人|位|张|次|场|天|"
+                            r"公里|平方米|所|家|篇|起|件|块|期|户|条|支|批|届)")
 _PEOPLE, _EVENTS, _PLACES = "人|名|位|人次", "次|场|期|批|届|轮", "所|家|个"
 _SAME_MEASURE = {"个人": _PEOPLE, "人": _PEOPLE, "名": _PEOPLE, "位": _PEOPLE, "次": _EVENTS, "场": _EVENTS,
                  "期": _EVENTS, "批": _EVENTS, "届": _EVENTS, "所": _PLACES, "家": _PLACES}
