@@ -348,6 +348,8 @@ class Engine:
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             kinds = c.kinds[i] if not strict else self._local_kinds(i, grams)
             cand.missing = facets.missing(asked, kinds)
+            if "name" in asked and facets.listed_near(q, c.entries[i].answer) is False:
+                cand.missing.add("name")
             if "name" in asked:
                 listed = facets.enumerated(q, c.entries[i].answer)
                 if listed is False:

@@ -287,6 +287,26 @@ def figure_near(answer: str, names: list[str]) -> bool:
                for clause in _CLAUSES.split(stated(answer)) for name in names)
 
 
+_WHICH_NOUN = re.compile(r"(?:哪些|哪几个|哪几)(?![列是有在要会能可已被都还给让])([\u4e00-\u9fa5]{2,4}?)"
+                         r"(?=$|[是有的在要会能可已被都还呢吗啊呀]|已经)")
+# what any list answers: "包括哪些内容", "有哪些项目"
+_GENERIC_NOUN = re.compile(r"内容|方面|东西|情况|事情|项目|活动|工作|措施|举措|安排|要求|形式|方式|任务")
+_LIST_CLAUSE = re.compile(r"[^，。；：（）]*、[^，。；：（）]*")
+
+
+def listed_near(question: str, answer: str) -> bool | None:
+    """"哪些中队试点": a list in the entry must be a list of that kind of thing, in a clause
+    that names it (…中队) or whose items end like it (虹口、徐汇、静安区局). None: no such noun."""
+    m = _WHICH_NOUN.search(question)
+    if not m or _GENERIC_NOUN.search(m.group(1)):
+        return None
+    noun = m.group(1)
+    for clause in _LIST_CLAUSE.findall(stated(answer)):
+        if noun in clause or noun[-1] in clause:
+            return True
+    return False
+
+
 def measures(question: str) -> list[str]:
     """The units a count question counts in ("能去几个人" -> 人): a number in another unit
     ("第5项") does not answer it."""
