@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 
 from settings import Settings, SettingsError
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settle_dead(rt)  # messages a stopped process left unfinished (serve, or a gunicorn worker)
     rt.knowledge.start()  # built before the first request, rebuilt off the request path
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=settings.secure_cookie)
@@ -62,6 +64,20 @@ def create_app(settings: Settings | None = None) -> Flask:
                 "<h1>诚城青年助手</h1><p>" + " · ".join(links) + "</p>")
 
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building a signer for a request that carries no
+    session cookie and saving nothing for one that never touched its session (WeChat's POSTs)."""
+
+    def open_session(self, app: Flask, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session, response) -> None:
+        if session or session.modified or session.accessed:
+            super().save_session(app, session, response)
 
 
 def _register_errors(app: Flask) -> None:

@@ -44,11 +44,17 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
     deadline = started + rt.settings.reply_budget
     db = rt.db()
     holder = claims.begin()
+    member = None
     try:
-        if not messages.claim(db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id,
-                              openid=msg.openid, type=msg.type, event=msg.event,
-                              content=msg.text[:2000] or None, now=rt.clock.now(),
-                              holder=holder, signed=signed):
+        now = rt.clock.now()
+        with immediate(db):  # the claim and the member's visit: one write transaction
+            claimed = messages.claim(db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id,
+                                     openid=msg.openid, type=msg.type, event=msg.event,
+                                     content=msg.text[:2000] or None, now=now,
+                                     holder=holder, signed=signed)
+            if claimed and msg.is_member_action:  # opens WeChat's 48-hour window
+                member = members.arrived(db, msg.openid, now)
+        if not claimed:
             answered, text = _reply_of_first(rt, db, msg.dedupe_key, holder, deadline)
             if answered:
                 claims.end(holder)
@@ -57,19 +63,19 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
     except BaseException:
         claims.end(holder)
         raise
-    return _answer(rt, db, msg, holder, started, deadline)
+    return _answer(rt, db, msg, holder, started, deadline, member)
 
 
 def _answer(rt: "Runtime", db: Database, msg: Message, holder: str, started: float,
-            deadline: float) -> str | None:
+            deadline: float, member: dict | None = None) -> str | None:
     """Run the handlers for a claimed message and record the reply; ends `holder` when done.
 
     While handlers have lately been fast, they run in the request's own thread (no hand-off);
     otherwise in a worker thread, so the request can answer "正在处理" when the budget ends."""
     pace = _pace(rt)
     if pace.inline():
-        return _answer_here(rt, db, msg, holder, started, deadline, pace)
-    future: Future = rt.executor.submit(_timed_run, rt, msg, pace)
+        return _answer_here(rt, db, msg, holder, started, deadline, pace, member)
+    future: Future = rt.executor.submit(_timed_run, rt, msg, pace, member)
     try:
         reply: Reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
         status, text = "done", reply.text
@@ -93,14 +99,14 @@ def _answer(rt: "Runtime", db: Database, msg: Message, holder: str, started: flo
 
 
 def _answer_here(rt: "Runtime", db: Database, msg: Message, holder: str, started: float,
-                 deadline: float, pace: "_Pace") -> str | None:
+                 deadline: float, pace: "_Pace", member: dict | None = None) -> str | None:
     """The fast path: handlers in this thread, their waits for the database ending at the
     deadline. A wait that would outlast it is a failed write: 503, and WeChat's retry runs
     the message again. Should a handler still run long, WeChat's retry says "正在处理" at its
     own deadline (`messages.defer`) and this run then pushes its answer."""
     try:
         with within(db, deadline):
-            reply = _run(rt, msg)
+            reply = _run(rt, msg, member)
         pace.record(time.monotonic() - started, rt.settings.reply_budget)
         if spent() or (reply.handler.endswith("!error") and time.monotonic() >= deadline):
             raise sqlite3.OperationalError(f"reply budget spent waiting for the database "
@@ -120,21 +126,25 @@ def _finish(rt: "Runtime", db: Database, msg: Message, reply: Reply, status: str
                            now=rt.clock.now(), holder=holder)
 
 
-def _timed_run(rt: "Runtime", msg: Message, pace: "_Pace") -> Reply:
+def _timed_run(rt: "Runtime", msg: Message, pace: "_Pace", member: dict | None) -> Reply:
     t0 = time.monotonic()
-    reply = _run(rt, msg)
+    reply = _run(rt, msg, member)
     pace.record(time.monotonic() - t0, rt.settings.reply_budget)
     return reply
 
 
-def _run(rt: "Runtime", msg: Message) -> Reply:
-    """Runs in a worker thread with its own connection."""
+def _run(rt: "Runtime", msg: Message, member: dict | None = None) -> Reply:
+    """The handlers' answer, in this thread's connection. `member`: the row the claim's
+    transaction touched; without it (a taken-over or resumed run) the member is touched here."""
     db = rt.db()
     now = rt.clock.now()
-    if msg.is_member_action:  # only what a member does opens WeChat's 48-hour window
-        with serialized(db):  # queue on this process's write lock, not SQLite's busy sleeps
-            members.touch(db, msg.openid, now)
-    ctx = Context(rt=rt, db=db, now=now, member=members.get(db, msg.openid))
+    if member is None:
+        if msg.is_member_action:  # only what a member does opens WeChat's 48-hour window
+            with serialized(db):  # queue on this process's write lock, not SQLite's busy sleeps
+                member = members.arrived(db, msg.openid, now)
+        else:
+            member = members.get(db, msg.openid)
+    ctx = Context(rt=rt, db=db, now=now, member=member)
     reply = rt.router.dispatch(msg, ctx)
     if reply.text:
         reply.text = paginate(reply.text, msg.openid, ctx)
