@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from console import init_app as init_console
     from handlers.pipeline import settle_dead
     from runtime import Runtime
-    from wechat.webhook import bp as wechat_bp
+    from wechat.webhook import Direct, bp as wechat_bp
 
     settings = settings or Settings.from_env()
     rt = Runtime(settings)
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                       SESSION_COOKIE_SECURE=settings.secure_cookie)
     app.extensions["chengcheng"] = rt
     app.register_blueprint(wechat_bp)
+    app.wsgi_app = Direct(app, rt)  # POST /wechat without Flask's request context
     if settings.simulator_enabled:
         from simulator.web import bp as simulator_bp
 

@@ -91,6 +91,28 @@ def test_body_over_64kb_is_413(app, wechat, db):
     assert count(db, "messages") == 0
 
 
+def test_refusals_and_failures_read_as_the_apps_error_pages(app, wechat, db, monkeypatch):
+    """/wechat is served without Flask's request context, but its refusals still come from
+    the app's error handlers: same status, same words, no traceback."""
+    client = app.test_client()
+    forged = client.post("/wechat", query_string={**wechat.signed_query(), "signature": "f" * 40},
+                         data=b"<xml/>", content_type="text/xml")
+    assert (forged.status_code, forged.get_data(as_text=True)) == (403, "403 签名校验失败")
+    bad = client.post("/wechat", query_string=wechat.signed_query(), data=b"plain words",
+                      content_type="text/xml")
+    assert bad.status_code == 400
+    assert bad.get_data(as_text=True) == "400 请求有误：无法解析的消息：malformed XML"
+
+    def broken(rt, msg, signed=None):
+        raise RuntimeError("boom")
+
+    from handlers import pipeline
+    monkeypatch.setattr(pipeline, "handle", broken)
+    crashed = client.post("/wechat", query_string=wechat.signed_query(),
+                          data=text_xml("oMember001", "帮助").encode(), content_type="text/xml")
+    assert (crashed.status_code, crashed.get_data(as_text=True)) == (500, "500 服务器内部错误")
+
+
 # --- message types -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("msg_type,fields,expected", [
