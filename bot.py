@@ -170,6 +170,25 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
             fake.stop()
 
 
+class _Sparse(logging.Filter):
+    """Lets one record through per `seconds`: waitress warns "Task queue depth is N" for every
+    request that waits for a thread, which under a burst is every other request (a log line
+    each, written by the thread that serves all the sockets). One line in a while says it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.last = seconds, float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.created - self.last < self.seconds:
+            return False
+        self.last = record.created
+        return True
+
+
+QUEUE_LOG = _Sparse(seconds=10)
+
+
 def make_server(app: Flask, *, host: str, port: int, threads: int):
     """waitress with limits from the settings: bodies near BOT_MAX_BODY (the console upload's
     limit on its own route only), refused as soon as the headers say so, never spooled to disk;
@@ -204,6 +223,7 @@ def make_server(app: Flask, *, host: str, port: int, threads: int):
         parser_class = Parser
 
     server.channel_class = Channel
+    logging.getLogger("waitress.queue").addFilter(QUEUE_LOG)
     return server
 
 

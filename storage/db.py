@@ -92,7 +92,11 @@ def _wait(wait: float) -> float:
 
 
 def _acquire(db: Database, wait: float):
-    """This process's write lock for the file, or None; raises when it cannot be had in time."""
+    """This process's write lock for the file, or None; raises when it cannot be had in time.
+
+    Inside `read_only(db)` the write is refused at once, without queueing for the lock."""
+    if getattr(db, "read_only", False):
+        db.conn.execute("BEGIN IMMEDIATE")  # raises: query_only refuses it (see refused_write)
     lock = getattr(db, "write_lock", None)
     if lock is not None and not lock.acquire(timeout=_wait(wait)):
         if getattr(_local, "deadline", None) is not None:
@@ -100,6 +104,25 @@ def _acquire(db: Database, wait: float):
             raise BudgetSpent("reply budget spent waiting for the database")
         raise sqlite3.OperationalError("database is locked (waited for this process's writers)")
     return lock
+
+
+@contextlib.contextmanager
+def read_only(db: Database) -> Iterator[Database]:
+    """Reads only: SQLite refuses any write on this connection meanwhile (PRAGMA query_only),
+    so code run speculatively cannot leave a side effect; `refused_write` recognises the error."""
+    db.conn.execute("PRAGMA query_only = ON")
+    db.read_only = True
+    try:
+        yield db
+    finally:
+        db.read_only = False
+        db.conn.execute("PRAGMA query_only = OFF")
+
+
+def refused_write(db: Database, exc: BaseException) -> bool:
+    """Whether `exc` is a write refused inside `read_only(db)`."""
+    return (getattr(db, "read_only", False) and isinstance(exc, sqlite3.OperationalError)
+            and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY)
 
 
 def close_thread_connections() -> None:
