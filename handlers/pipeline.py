@@ -44,7 +44,7 @@ def handle(rt: "Runtime", msg: Message, signed: tuple[str, str] | None = None) -
     another message used, and sqlite3.OperationalError when the database cannot be written
     (the webhook answers 503 and WeChat retries).
 
-    While handlers are fast, they first run read-only (`_answer_reading`): a message they
+    While handlers are fast, they first run read-only (`_read_first`): a message they
     answer without writing is recorded done, with the member's visit, in one transaction.
     Otherwise (or when they would write) the message is claimed first, as below."""
     started = time.monotonic()
@@ -152,7 +152,8 @@ def _await_flight(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, 
     """A retry of a message whose read-only run is going in this process: wait for it; at this
     request's deadline, if it is still reading, record the message 'deferred' under that
     run's holder (the run then pushes its answer; after a crash, the restart does) and say
-    "正在处理". CLAIM: the run has written or claimed its row; answer from the row."""
+    "正在处理". CLAIM: the run is done reading; the claiming path answers from the row (or,
+    when the run handed the message on unclaimed, claims it)."""
     if flight.landed.wait(max(0.0, deadline - time.monotonic())):
         return CLAIM
     with flight.lock:
@@ -174,7 +175,7 @@ class _Flight:
         self.holder = claims.begin()
         self.lock = threading.Lock()
         self.state = "reading"  # -> "writing" (the run records or claims), or "deferred"
-        self.landed = threading.Event()  # no longer reading: its row is written or claimed
+        self.landed = threading.Event()  # done reading: recorded, or on to the claiming path
 
     @property
     def deferred(self) -> bool:
