@@ -119,11 +119,11 @@ def _try_reading(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, s
     if member is None and msg.is_member_action:
         return CLAIM
     now = rt.clock.now()
-    with read_only(db):
+    with read_only(db) as reading:
         try:
-            reply = _route(rt, db, msg, now, member)
+            reply = _route(rt, reading, msg, now, member)
         except sqlite3.OperationalError as exc:
-            if not refused_write(db, exc):
+            if not refused_write(reading, exc):
                 raise
             return CLAIM  # the handlers write: they run again once the message is claimed
     _pace(rt).record(time.monotonic() - started, rt.settings.reply_budget)
@@ -154,7 +154,7 @@ def _await_flight(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, 
     run's holder (the run then pushes its answer; after a crash, the restart does) and say
     "正在处理". CLAIM: the run is done reading; the claiming path answers from the row (or,
     when the run handed the message on unclaimed, claims it)."""
-    if flight.landed.wait(max(0.0, deadline - time.monotonic())):
+    if flight.wait(deadline - time.monotonic()):
         return CLAIM
     with flight.lock:
         if flight.state == "reading" and messages.claim(
@@ -164,7 +164,7 @@ def _await_flight(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, 
                 reply=words.PROCESSING):
             flight.state = "deferred"
             return words.PROCESSING
-    flight.landed.wait(CLAIM_MARGIN_SECONDS)  # it is writing its row
+    flight.wait(CLAIM_MARGIN_SECONDS)  # it is writing its row
     return CLAIM
 
 
@@ -175,11 +175,23 @@ class _Flight:
         self.holder = claims.begin()
         self.lock = threading.Lock()
         self.state = "reading"  # -> "writing" (the run records or claims), or "deferred"
-        self.landed = threading.Event()  # done reading: recorded, or on to the claiming path
+        self._flying = threading.Lock()  # held until the run is done reading (cheaper than
+        self._flying.acquire()           # an Event, made for every fast message)
 
     @property
     def deferred(self) -> bool:
         return self.state == "deferred"
+
+    def land(self) -> None:
+        """Done reading: recorded, or on to the claiming path."""
+        self._flying.release()
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the run landed within `seconds`."""
+        if not self._flying.acquire(timeout=max(0.0, seconds)):
+            return False
+        self._flying.release()
+        return True
 
 
 _flights: "WeakKeyDictionary[Runtime, dict[str, _Flight]]" = WeakKeyDictionary()
@@ -210,7 +222,7 @@ def _land(rt: "Runtime", dedupe_key: str, flight: _Flight) -> None:
     _leave(flight)
     with _flights_lock:
         _flights.get(rt, {}).pop(dedupe_key, None)
-    flight.landed.set()
+    flight.land()
 
 
 def _answer(rt: "Runtime", db: Database, msg: Message, holder: str, started: float,

@@ -52,15 +52,15 @@ def seen(db: Database, dedupe_key: str, signed: tuple[str, str] | None = None) -
     """Whether the message is already recorded (a retry). Raises ReplayedNonce when another
     message came with the URL's (timestamp, nonce). Reads only."""
     signed_at, nonce = signed or (None, None)
-    row = db.conn.execute(
-        "SELECT dedupe_key FROM messages WHERE dedupe_key = ? "
-        "OR (signed_at = ? AND nonce = ?) ORDER BY dedupe_key = ? DESC LIMIT 1",
-        [dedupe_key, signed_at, nonce, dedupe_key]).fetchone()
-    if row is None:
-        return False
-    if row[0] != dedupe_key:
+    keys = {row[0] for row in db.conn.execute(
+        "SELECT dedupe_key FROM messages WHERE dedupe_key = ? UNION ALL "  # two index lookups
+        "SELECT dedupe_key FROM messages WHERE signed_at = ? AND nonce = ?",
+        [dedupe_key, signed_at, nonce])}
+    if dedupe_key in keys:
+        return True
+    if keys:
         raise ReplayedNonce(signed_at)
-    return True
+    return False
 
 
 def record(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,

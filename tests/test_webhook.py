@@ -850,6 +850,25 @@ def test_handlers_that_write_run_once_after_a_claim_and_no_error_is_logged(rt, w
     assert "failed" not in caplog.text and "Traceback" not in caplog.text
 
 
+def test_a_read_only_run_cannot_write_through_a_connection_asked_for_again(rt, wechat, db):
+    _fast(rt)
+    wechat.text("oMember001", "帮助")
+    tries = []
+
+    def sneaky(msg, ctx):
+        if msg.text != "另记一笔":
+            return None
+        tries.append(msg.msg_id)
+        ctx.rt.db().execute("INSERT INTO kv(key, value, updated_at) VALUES ('sneaky', "
+                            "'1', 'now') ON CONFLICT(key) DO UPDATE SET value = value + 1")
+        return Reply("记好了")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(sneaky, "test.sneaky"))
+    assert wechat.text("oMember001", "另记一笔", msg_id=67251).text == "记好了"
+    assert len(tries) == 2
+    assert db.execute("SELECT value FROM kv WHERE key = 'sneaky'").fetchone()[0] == "1"
+
+
 def test_a_replayed_url_is_refused_before_any_handler_runs(app, rt, wechat, db):
     _fast(rt)
     members.ensure(db, "oMember001", rt.clock.now())
