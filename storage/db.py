@@ -99,7 +99,7 @@ def _wait(wait: float) -> float:
 def _acquire(db: Database, wait: float):
     """This process's write lock for the file, or None; raises when it cannot be had in time.
 
-    Inside `read_only(db)` the write is refused at once, without queueing for the lock."""
+    On a `read_only` connection the write is refused at once, without queueing for the lock."""
     if getattr(db, "read_only", False):
         db.conn.execute("BEGIN IMMEDIATE")  # raises: query_only refuses it (see refused_write)
     lock = getattr(db, "write_lock", None)
@@ -135,7 +135,7 @@ def read_only(db: Database) -> Iterator[Database]:
 
 
 def refused_write(db: Database, exc: BaseException) -> bool:
-    """Whether `exc` is a write refused inside `read_only(db)`."""
+    """Whether `exc` is a write that the `read_only` connection `db` refused."""
     return (getattr(db, "read_only", False) and isinstance(exc, sqlite3.OperationalError)
             and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY)
 
