@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 
 from settings import Settings, SettingsError
 
@@ -24,18 +25,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     from console import init_app as init_console
     from handlers.pipeline import settle_dead
     from runtime import Runtime
-    from wechat.webhook import bp as wechat_bp
+    from wechat.webhook import Direct, bp as wechat_bp
 
     settings = settings or Settings.from_env()
     rt = Runtime(settings)
     settle_dead(rt)  # messages a stopped process left unfinished (serve, or a gunicorn worker)
     rt.knowledge.start()  # built before the first request, rebuilt off the request path
     app = Flask(__name__)
+    app.session_interface = _SessionInterface()
     app.config.update(SECRET_KEY=rt.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=settings.secure_cookie)
     app.extensions["chengcheng"] = rt
     app.register_blueprint(wechat_bp)
+    app.wsgi_app = Direct(app, rt)  # POST /wechat without Flask's request context
     if settings.simulator_enabled:
         from simulator.web import bp as simulator_bp
 
@@ -62,6 +65,20 @@ def create_app(settings: Settings | None = None) -> Flask:
                 "<h1>诚城青年助手</h1><p>" + " · ".join(links) + "</p>")
 
     return app
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building a signer for a request that carries no
+    session cookie and saving nothing for one that never touched its session (WeChat's POSTs)."""
+
+    def open_session(self, app: Flask, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session, response) -> None:
+        if session or session.modified or session.accessed:
+            super().save_session(app, session, response)
 
 
 def _register_errors(app: Flask) -> None:
@@ -153,6 +170,25 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
             fake.stop()
 
 
+class _Sparse(logging.Filter):
+    """Lets one record through per `seconds`: waitress warns "Task queue depth is N" for every
+    request that waits for a thread, which under a burst is every other request (a log line
+    each, written by the thread that serves all the sockets). One line in a while says it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.last = seconds, float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.created - self.last < self.seconds:
+            return False
+        self.last = record.created
+        return True
+
+
+QUEUE_LOG = _Sparse(seconds=10)
+
+
 def make_server(app: Flask, *, host: str, port: int, threads: int):
     """waitress with limits from the settings: bodies near BOT_MAX_BODY (the console upload's
     limit on its own route only), refused as soon as the headers say so, never spooled to disk;
@@ -187,6 +223,7 @@ def make_server(app: Flask, *, host: str, port: int, threads: int):
         parser_class = Parser
 
     server.channel_class = Channel
+    logging.getLogger("waitress.queue").addFilter(QUEUE_LOG)
     return server
 
 

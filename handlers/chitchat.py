@@ -5,6 +5,7 @@ organisers' unanswered list. A bare number with no list pending says what number
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from handlers.router import Context, Reply
@@ -26,10 +27,13 @@ _NUMBER = re.compile(r"^\s*\d{1,3}\s*$")
 NUMBER_HINT = ("数字用来选择列表里的选项：先问一个问题或回复“报名”看到编号列表，再回复数字。"
                "想问什么直接打字就行。")
 EMOJI_REPLY = "😊 有问题直接打字问我就行。"
+TEXT_CACHE = 4096  # distinct message texts whose key is kept
 
 
+@functools.lru_cache(maxsize=TEXT_CACHE)
 def key(text: str) -> str:
-    """The message as compared with the table: folded, without punctuation or trailing 啊呀."""
+    """The message as compared with the table: folded, without punctuation or trailing 啊呀.
+    Cached: members send the same few texts, and folding (traditional -> simplified) costs."""
     folded = fold(text).strip()
     plain = strip_noise(folded).rstrip("啊呀啦哈哦噢呢吧~")
     return plain or folded.replace(" ", "")

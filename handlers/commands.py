@@ -6,6 +6,7 @@ that goes on in words is a sentence, not a command, and is left alone. Emoji and
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ from wechat.messages import Message
 COMMANDS = ("报名", "取消报名", "我的报名", "签到", "签退", "我的志愿时长", "志愿时长", "我的信息", "绑定",
             "订阅提醒", "退订提醒", "我的提醒", "帮助", "更多", "活动详情", "我的志愿证明", "取消")
 _HEAD = re.compile(r"^([\u3400-\u9fff]{2,8})(.*)$", re.S)
+TEXT_CACHE = 4096  # distinct message texts whose command form is kept
 _DECOR = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\uFE0F\u200d!！。.~～?？,，、]+")
 
 
@@ -32,8 +34,10 @@ def _resembles(head: str, command: str, sounds: list[set[str]]) -> bool:
     return all(set(readings(head[i])) & sounds[i] for i in differ)  # 报明, 签倒, 取消保名
 
 
+@functools.lru_cache(maxsize=TEXT_CACHE)
 def canonical(text: str) -> str:
-    """The command this text resembles, with its argument; the text itself otherwise."""
+    """The command this text resembles, with its argument; the text itself otherwise.
+    Cached: members send the same few texts, and comparing readings costs."""
     stripped = _DECOR.sub("", text).strip()
     if stripped in COMMANDS:
         return stripped

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from sqlite_utils import Database
 
 from handlers.commands import normalise
+from storage.db import refused_write
 from wechat.messages import Message
 
 if TYPE_CHECKING:
@@ -95,7 +96,9 @@ class Router:
         for step in self.post:
             try:
                 reply = step(msg, ctx, reply)
-            except Exception:
+            except Exception as exc:
+                if refused_write(ctx.db, exc):
+                    raise  # a read-only run met a write: the pipeline runs it again, claimed
                 log.exception("post step %s failed on %s", step.__name__, msg.dedupe_key)
                 if ctx.db.conn.in_transaction:
                     ctx.db.conn.execute("ROLLBACK")
@@ -111,7 +114,9 @@ class Router:
                 continue
             try:
                 result = route.fn(msg, ctx)
-            except Exception:
+            except Exception as exc:
+                if refused_write(ctx.db, exc):
+                    raise  # a read-only run met a write: the pipeline runs it again, claimed
                 log.exception("handler %s failed on %s", route.name, msg.dedupe_key)
                 if ctx.db.conn.in_transaction:
                     ctx.db.conn.execute("ROLLBACK")

@@ -39,8 +39,9 @@ def connect(path: str | Path) -> Database:
     if db.journal_mode != "wal":
         db.enable_wal()
     conn.execute("PRAGMA synchronous = NORMAL")
+    db.file_key = _key(path)
     with _keys_lock:
-        db.write_lock = _write_locks.setdefault(_key(path), threading.RLock())
+        db.write_lock = _write_locks.setdefault(db.file_key, threading.RLock())
     return db
 
 
@@ -54,8 +55,12 @@ def _key(path: str | Path) -> str:
 
 
 def open_db(path: str | Path) -> Database:
-    """This thread's connection to `path`, opened on first use and kept for the thread's life."""
+    """This thread's connection to `path`, opened on first use and kept for the thread's life
+    (inside `read_only`, the read-only one)."""
     key = _key(path)
+    reading = getattr(_local, "reading", None)
+    if reading is not None and reading.file_key == key:
+        return reading
     cache = getattr(_local, "dbs", None)
     if cache is None:
         cache = _local.dbs = {}
@@ -92,7 +97,11 @@ def _wait(wait: float) -> float:
 
 
 def _acquire(db: Database, wait: float):
-    """This process's write lock for the file, or None; raises when it cannot be had in time."""
+    """This process's write lock for the file, or None; raises when it cannot be had in time.
+
+    On a `read_only` connection the write is refused at once, without queueing for the lock."""
+    if getattr(db, "read_only", False):
+        db.conn.execute("BEGIN IMMEDIATE")  # raises: query_only refuses it (see refused_write)
     lock = getattr(db, "write_lock", None)
     if lock is not None and not lock.acquire(timeout=_wait(wait)):
         if getattr(_local, "deadline", None) is not None:
@@ -102,11 +111,40 @@ def _acquire(db: Database, wait: float):
     return lock
 
 
+@contextlib.contextmanager
+def read_only(db: Database) -> Iterator[Database]:
+    """This thread's read-only connection to `db`'s file, on which SQLite refuses any write
+    (`refused_write` recognises the error), so code run speculatively leaves no side effect.
+    Meanwhile `open_db` in this thread returns it too: code that asks for its connection
+    again cannot write around it. PRAGMA query_only is set once per connection, not toggled:
+    setting it expires every prepared statement of the connection."""
+    key = db.file_key
+    twins = getattr(_local, "twins", None)
+    if twins is None:
+        twins = _local.twins = {}
+    twin = twins.get(key)
+    if twin is None:
+        twin = twins[key] = connect(key)
+        twin.conn.execute("PRAGMA query_only = ON")
+        twin.read_only = True
+    _local.reading = twin
+    try:
+        yield twin
+    finally:
+        _local.reading = None
+
+
+def refused_write(db: Database, exc: BaseException) -> bool:
+    """Whether `exc` is a write that the `read_only` connection `db` refused."""
+    return (getattr(db, "read_only", False) and isinstance(exc, sqlite3.OperationalError)
+            and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY)
+
+
 def close_thread_connections() -> None:
     """Close this thread's connections (tests and worker shutdown)."""
-    for db in getattr(_local, "dbs", {}).values():
+    for db in [*getattr(_local, "dbs", {}).values(), *getattr(_local, "twins", {}).values()]:
         db.close()
-    _local.dbs = {}
+    _local.dbs, _local.twins = {}, {}
 
 
 @contextlib.contextmanager

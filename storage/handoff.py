@@ -27,8 +27,10 @@ def get(db: Database, handoff_id: int) -> dict | None:
 
 def open_for(db: Database, openid: str) -> dict | None:
     """The member's open conversation, if any."""
-    rows = list(db.query("SELECT * FROM handoffs WHERE openid = ? AND status = 'open'", [openid]))
-    return rows[0] if rows else None
+    cursor = db.conn.execute("SELECT * FROM handoffs WHERE openid = ? AND status = 'open'",
+                             [openid])
+    row = cursor.fetchone()
+    return dict(zip([c[0] for c in cursor.description], row)) if row else None
 
 
 def open_conversation(db: Database, openid: str, now: datetime, via: str) -> tuple[dict, bool]:

@@ -31,6 +31,18 @@ def touch(db: Database, openid: str, now: datetime, *, subscribed: bool | None =
                    [stamp, openid])
 
 
+def arrived(db: Database, openid: str, now: datetime) -> dict:
+    """`touch` for a member's message, returning the member's row (one statement, not two)."""
+    stamp = to_db(now)
+    cursor = db.conn.execute(
+        "INSERT INTO members(openid, subscribed, first_seen, last_seen, role, reminders) "
+        "VALUES (?, 1, ?, ?, 'member', 1) "
+        "ON CONFLICT(openid) DO UPDATE SET last_seen = excluded.last_seen RETURNING *",
+        [openid, stamp, stamp])
+    (row,) = cursor.fetchall()  # to the end, so the statement (and its write) is finished
+    return dict(zip([c[0] for c in cursor.description], row))
+
+
 def mark_unsubscribed(db: Database, openid: str, now: datetime) -> None:
     """WeChat said the member no longer follows the account (errcode 43004): stop pushing."""
     db.execute("UPDATE members SET subscribed = 0, unsubscribed_at = ? WHERE openid = ? "
@@ -38,8 +50,9 @@ def mark_unsubscribed(db: Database, openid: str, now: datetime) -> None:
 
 
 def get(db: Database, openid: str) -> dict | None:
-    rows = list(db.query("SELECT * FROM members WHERE openid = ?", [openid]))
-    return rows[0] if rows else None
+    cursor = db.conn.execute("SELECT * FROM members WHERE openid = ?", [openid])
+    row = cursor.fetchone()
+    return dict(zip([c[0] for c in cursor.description], row)) if row else None
 
 
 def set_profile(db: Database, openid: str, name: str, unit: str, phone: str | None,

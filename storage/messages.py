@@ -18,27 +18,73 @@ class ReplayedNonce(Exception):
 
 def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
           event: str | None, content: str | None, now: datetime, holder: str | None = None,
-          wall: float | None = None, signed: tuple[str, str] | None = None) -> bool:
+          wall: float | None = None, signed: tuple[str, str] | None = None,
+          status: str = "processing", reply: str | None = None) -> bool:
     """Insert the message as 'processing', held by `holder` since `wall` (epoch seconds).
 
     False if WeChat already delivered it (a retry). `signed` is the URL's (timestamp, nonce):
     raises ReplayedNonce, recording nothing, when another message came with it. Raises
-    sqlite3.OperationalError when the database cannot be written (nothing recorded either)."""
+    sqlite3.OperationalError when the database cannot be written (nothing recorded either).
+    status='deferred' with the "正在处理" reply: a retry promised the holder's run will push."""
     signed_at, nonce = signed or (None, None)
     with serialized(db):
         try:
             db.conn.execute(
                 "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
-                "created_at, claimed_by, claimed_at, signed_at, nonce) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'processing', ?, ?, ?, ?, ?)",
-                [dedupe_key, msg_id, openid, type, event, content, to_db(now), holder,
-                 time.time() if wall is None else wall, signed_at, nonce])
+                "reply, created_at, claimed_by, claimed_at, signed_at, nonce) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [dedupe_key, msg_id, openid, type, event, content, status, reply, to_db(now),
+                 holder, time.time() if wall is None else wall, signed_at, nonce])
             return True
         except sqlite3.IntegrityError:
-            if db.conn.execute("SELECT 1 FROM messages WHERE dedupe_key = ?",
-                               [dedupe_key]).fetchone():
-                return False  # WeChat's retry (with this URL or a new one)
-            raise ReplayedNonce(signed_at) from None
+            return _retried(db, dedupe_key, signed_at)
+
+
+def _retried(db: Database, dedupe_key: str, signed_at: str | None) -> bool:
+    """After an insert's uniqueness failure: False for WeChat's retry of the message (with this
+    URL or a new one); raises ReplayedNonce when another message used the URL."""
+    if db.conn.execute("SELECT 1 FROM messages WHERE dedupe_key = ?", [dedupe_key]).fetchone():
+        return False
+    raise ReplayedNonce(signed_at) from None
+
+
+def seen(db: Database, dedupe_key: str, signed: tuple[str, str] | None = None) -> bool:
+    """Whether the message is already recorded (a retry). Raises ReplayedNonce when another
+    message came with the URL's (timestamp, nonce). Reads only."""
+    signed_at, nonce = signed or (None, None)
+    keys = {row[0] for row in db.conn.execute(
+        "SELECT dedupe_key FROM messages WHERE dedupe_key = ? UNION ALL "  # two index lookups
+        "SELECT dedupe_key FROM messages WHERE signed_at = ? AND nonce = ?",
+        [dedupe_key, signed_at, nonce])}
+    if dedupe_key in keys:
+        return True
+    if keys:
+        raise ReplayedNonce(signed_at)
+    return False
+
+
+def record(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
+           event: str | None, content: str | None, reply: str | None, handler: str | None,
+           topic: str | None, answered: bool | None, latency_ms: int, created: datetime,
+           now: datetime, holder: str | None = None,
+           signed: tuple[str, str] | None = None) -> bool:
+    """Insert the message already answered ('done'): a run whose handlers only read needs no
+    claim first. False when the message is recorded already (a retry, or a run elsewhere got
+    there first); ReplayedNonce as for `claim`."""
+    signed_at, nonce = signed or (None, None)
+    with serialized(db):
+        try:
+            db.conn.execute(
+                "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
+                "reply, handler, topic, answered, latency_ms, created_at, finished_at, "
+                "claimed_by, claimed_at, signed_at, nonce) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [dedupe_key, msg_id, openid, type, event, content, reply, handler, topic,
+                 None if answered is None else int(answered), latency_ms, to_db(created),
+                 to_db(now), holder, time.time(), signed_at, nonce])
+            return True
+        except sqlite3.IntegrityError:
+            return _retried(db, dedupe_key, signed_at)
 
 
 def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 
+from clock import to_db
 from handlers import words
 from handlers.router import Reply
 from simulator.client import WeChatClient, event_xml, media_xml, text_xml
@@ -89,6 +91,28 @@ def test_body_over_64kb_is_413(app, wechat, db):
                                   content_type="text/xml")
     assert resp.status_code == 413
     assert count(db, "messages") == 0
+
+
+def test_refusals_and_failures_read_as_the_apps_error_pages(app, wechat, db, monkeypatch):
+    """/wechat is served without Flask's request context, but its refusals still come from
+    the app's error handlers: same status, same words, no traceback."""
+    client = app.test_client()
+    forged = client.post("/wechat", query_string={**wechat.signed_query(), "signature": "f" * 40},
+                         data=b"<xml/>", content_type="text/xml")
+    assert (forged.status_code, forged.get_data(as_text=True)) == (403, "403 签名校验失败")
+    bad = client.post("/wechat", query_string=wechat.signed_query(), data=b"plain words",
+                      content_type="text/xml")
+    assert bad.status_code == 400
+    assert bad.get_data(as_text=True) == "400 请求有误：无法解析的消息：malformed XML"
+
+    def broken(rt, msg, signed=None):
+        raise RuntimeError("boom")
+
+    from handlers import pipeline
+    monkeypatch.setattr(pipeline, "handle", broken)
+    crashed = client.post("/wechat", query_string=wechat.signed_query(),
+                          data=text_xml("oMember001", "帮助").encode(), content_type="text/xml")
+    assert (crashed.status_code, crashed.get_data(as_text=True)) == (500, "500 服务器内部错误")
 
 
 # --- message types -------------------------------------------------------------------------
@@ -734,3 +758,147 @@ def test_a_dead_processs_promised_answer_is_pushed_after_the_restart(make_app, f
     assert deliveries.get(db, "reply:msg:66801")["text"] == row["final_reply"]
     dispatch_all(rt)
     assert [m["content"] for m in fake_api.inbox("oMember001")] == [row["final_reply"]]
+
+
+# --- the read-only fast path (issue 11) --------------------------------------------------------
+
+def _fast(rt):
+    from handlers import pipeline
+
+    pipeline._pace(rt).streak = pipeline.INLINE_AFTER
+    return pipeline
+
+
+def _writes_of(db, action):
+    """The statements that write, run on this thread's connection during `action()`."""
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)
+    try:
+        action()
+    finally:
+        db.conn.set_trace_callback(None)
+    return [s.split("(")[0].strip() for s in seen
+            if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT"))]
+
+
+def test_a_read_only_answer_is_recorded_with_the_members_visit_in_one_transaction(rt, wechat, db):
+    _fast(rt)
+    wechat.text("oMember001", "帮助", msg_id=67001)  # the member exists
+    later = rt.clock.now() + timedelta(hours=1)
+    rt.clock.set(later)
+    result = None
+
+    def ask():
+        nonlocal result
+        result = wechat.text("oMember001", "谢谢", msg_id=67002)
+
+    writes = _writes_of(rt.db(), ask)
+    assert result.text == "不客气！还有问题随时问我。"
+    assert writes == ["BEGIN IMMEDIATE", "INSERT INTO messages", "INSERT INTO members", "COMMIT"]
+    row = messages.get(db, "msg:67002")
+    assert row["status"] == "done" and row["reply"] == result.text
+    assert row["handler"] == "chitchat.reply" and row["finished_at"]
+    last_seen = members.get(db, "oMember001")["last_seen"]
+    assert to_db(later) <= last_seen <= to_db(later + timedelta(minutes=1))  # the visit is kept
+
+
+def test_a_retry_during_a_read_only_run_gets_its_reply_and_the_handler_runs_once(app, rt, db):
+    _fast(rt)
+    members.ensure(db, "oMember001", rt.clock.now())
+    calls = []
+
+    def slow_reader(msg, ctx):
+        if msg.text != "慢读":
+            return None
+        calls.append(msg.msg_id)
+        time.sleep(0.3)
+        return Reply(f"第{len(calls)}次")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow_reader, "test.slow_reader"))
+    xml = text_xml("oMember001", "慢读", msg_id=67101)
+    results = []
+    first = threading.Thread(target=lambda: results.append(WeChatClient(TOKEN, app=app).post_xml(xml)))
+    first.start()
+    time.sleep(0.1)
+    retry = WeChatClient(TOKEN, app=app).post_xml(xml)
+    first.join()
+    assert calls == ["67101"]
+    assert retry.text == results[0].text == "第1次"
+    assert count(db, "messages") == 1 and messages.get(db, "msg:67101")["status"] == "done"
+
+
+def test_handlers_that_write_run_once_after_a_claim_and_no_error_is_logged(rt, wechat, db, caplog):
+    _fast(rt)
+    wechat.text("oMember001", "帮助")
+    tries = []
+
+    def writer(msg, ctx):
+        if msg.text != "记一笔":
+            return None
+        tries.append(ctx.db.conn.in_transaction)
+        ctx.db.execute("INSERT INTO kv(key, value, updated_at) VALUES ('tally', "
+                       "COALESCE((SELECT value FROM kv WHERE key = 'tally'), 0) + 1, 'now') "
+                       "ON CONFLICT(key) DO UPDATE SET value = value + 1")
+        return Reply("记好了")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(writer, "test.writer"))
+    result = wechat.text("oMember001", "记一笔", msg_id=67201)
+    assert result.text == "记好了"
+    assert len(tries) == 2  # read-only try refused at the write, then the claimed run
+    assert db.execute("SELECT value FROM kv WHERE key = 'tally'").fetchone()[0] == "1"
+    assert messages.get(db, "msg:67201")["status"] == "done"
+    assert "failed" not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_read_only_run_cannot_write_through_a_connection_asked_for_again(rt, wechat, db):
+    _fast(rt)
+    wechat.text("oMember001", "帮助")
+    tries = []
+
+    def sneaky(msg, ctx):
+        if msg.text != "另记一笔":
+            return None
+        tries.append(msg.msg_id)
+        ctx.rt.db().execute("INSERT INTO kv(key, value, updated_at) VALUES ('sneaky', "
+                            "'1', 'now') ON CONFLICT(key) DO UPDATE SET value = value + 1")
+        return Reply("记好了")
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(sneaky, "test.sneaky"))
+    assert wechat.text("oMember001", "另记一笔", msg_id=67251).text == "记好了"
+    assert len(tries) == 2
+    assert db.execute("SELECT value FROM kv WHERE key = 'sneaky'").fetchone()[0] == "1"
+
+
+def test_a_replayed_url_is_refused_before_any_handler_runs(app, rt, wechat, db):
+    _fast(rt)
+    members.ensure(db, "oMember001", rt.clock.now())
+    calls = []
+
+    def counter(msg, ctx):
+        calls.append(msg.text)
+        return None
+
+    rt.router.routes.insert(0, rt.router.routes[0].__class__(counter, "test.counter"))
+    client = WeChatClient(TOKEN, app=app)
+    query = client.signed_query()
+    first = app.test_client().post("/wechat", query_string=query, content_type="text/xml",
+                                   data=text_xml("oMember001", "谢谢", msg_id=67301).encode())
+    replayed = app.test_client().post("/wechat", query_string=query, content_type="text/xml",
+                                      data=text_xml("oMember001", "报名", msg_id=67302).encode())
+    assert (first.status_code, replayed.status_code) == (200, 403)
+    assert calls == ["谢谢"]
+    assert messages.get(db, "msg:67302") is None
+
+
+def test_waitress_queue_depth_warnings_are_thinned_to_one_per_ten_seconds(app, caplog):
+    import logging
+
+    import bot
+
+    server = bot.make_server(app, host="127.0.0.1", port=0, threads=1)
+    server.close()
+    bot.QUEUE_LOG.last = float("-inf")
+    queue_log = logging.getLogger("waitress.queue")
+    for depth in range(1, 6):
+        queue_log.warning("Task queue depth is %d", depth)
+    assert caplog.text.count("Task queue depth") == 1

@@ -1,6 +1,7 @@
 """Inbound WeChat XML -> a plain Message. Anything odd becomes BadMessage, never a crash."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from xml.etree import ElementTree
 
@@ -38,8 +39,8 @@ class Message:
             return f"msg:{self.msg_id}"
         return f"evt:{self.openid}:{self.create_time}:{self.event or self.type}"
 
-    @property
-    def text(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:  # read some 40 times per message by the handlers; content never changes
         return (self.content or "").strip()
 
     @property
