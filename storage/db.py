@@ -54,6 +54,15 @@ def _key(path: str | Path) -> str:
     return key
 
 
+def _per_thread(name: str) -> dict:
+    """This thread's cache of connections by file (`dbs`: read-write, `twins`: read-only)."""
+    cache = getattr(_local, name, None)
+    if cache is None:
+        cache = {}
+        setattr(_local, name, cache)
+    return cache
+
+
 def open_db(path: str | Path) -> Database:
     """This thread's connection to `path`, opened on first use and kept for the thread's life
     (inside `read_only`, the read-only one)."""
@@ -61,9 +70,7 @@ def open_db(path: str | Path) -> Database:
     reading = getattr(_local, "reading", None)
     if reading is not None and reading.file_key == key:
         return reading
-    cache = getattr(_local, "dbs", None)
-    if cache is None:
-        cache = _local.dbs = {}
+    cache = _per_thread("dbs")
     db = cache.get(key)
     if db is None:
         db = cache[key] = connect(path)
@@ -119,9 +126,7 @@ def read_only(db: Database) -> Iterator[Database]:
     again cannot write around it. PRAGMA query_only is set once per connection, not toggled:
     setting it expires every prepared statement of the connection."""
     key = db.file_key
-    twins = getattr(_local, "twins", None)
-    if twins is None:
-        twins = _local.twins = {}
+    twins = _per_thread("twins")
     twin = twins.get(key)
     if twin is None:
         twin = twins[key] = connect(key)
