@@ -97,11 +97,7 @@ class Router:
             try:
                 reply = step(msg, ctx, reply)
             except Exception as exc:
-                if refused_write(ctx.db, exc):
-                    raise  # a read-only run met a write: the pipeline runs it again, claimed
-                log.exception("post step %s failed on %s", step.__name__, msg.dedupe_key)
-                if ctx.db.conn.in_transaction:
-                    ctx.db.conn.execute("ROLLBACK")
+                _failed(ctx, exc, f"post step {step.__name__}", msg)
         return reply
 
     def _first(self, msg: Message, ctx: Context) -> Reply:
@@ -115,11 +111,7 @@ class Router:
             try:
                 result = route.fn(msg, ctx)
             except Exception as exc:
-                if refused_write(ctx.db, exc):
-                    raise  # a read-only run met a write: the pipeline runs it again, claimed
-                log.exception("handler %s failed on %s", route.name, msg.dedupe_key)
-                if ctx.db.conn.in_transaction:
-                    ctx.db.conn.execute("ROLLBACK")
+                _failed(ctx, exc, f"handler {route.name}", msg)
                 return Reply(self.error_text, handler=route.name + "!error")
             if result is None:
                 continue
@@ -129,3 +121,13 @@ class Router:
                 result.handler = route.name
             return result
         return Reply(None, handler="none")
+
+
+def _failed(ctx: Context, exc: Exception, what: str, msg: Message) -> None:
+    """A handler or post step raised: logged with its trace, its transaction rolled back. A write
+    refused in a read-only run is re-raised: the pipeline runs the message again, claimed."""
+    if refused_write(ctx.db, exc):
+        raise exc
+    log.exception("%s failed on %s", what, msg.dedupe_key)
+    if ctx.db.conn.in_transaction:
+        ctx.db.conn.execute("ROLLBACK")
