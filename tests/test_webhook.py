@@ -10,11 +10,16 @@ import requests
 
 from clock import to_db
 from handlers import words
-from handlers.router import Reply
+from handlers.router import Reply, Route
 from simulator.client import WeChatClient, event_xml, media_xml, text_xml
 from storage import deliveries, members, messages
 from tests.conftest import AES_KEY, APPID, TOKEN, dispatch_all
 from wechat import crypto
+
+
+def handle_first(rt, fn, name: str) -> None:
+    """A test handler tried before all the bot's own."""
+    rt.router.routes.insert(0, Route(fn, name))
 
 
 def count(db, table: str) -> int:
@@ -198,7 +203,7 @@ def test_three_concurrent_retries_run_the_handler_once(app, rt, db):
         time.sleep(0.5)
         return Reply(f"第{len(calls)}次")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow_counter, "test.slow"))
+    handle_first(rt, slow_counter, "test.slow")
     client = WeChatClient(TOKEN, app=app)
     xml = text_xml("oMember001", "计数", msg_id=4242)
     results = []
@@ -225,7 +230,7 @@ def test_slow_handler_is_cut_off_and_the_answer_is_pushed(make_app, fake_api):
         time.sleep(0.8)
         return Reply("慢慢的完整答复")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow, "test.slow"))
+    handle_first(rt, slow, "test.slow")
     client = WeChatClient(TOKEN, app=app)
     t0 = time.monotonic()
     result = client.text("oMember001", "慢", msg_id=9001)
@@ -246,7 +251,7 @@ def test_a_handler_that_raises_still_gets_a_polite_reply(rt, wechat, caplog):
             raise RuntimeError("boom")
         return None
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(broken, "test.broken"))
+    handle_first(rt, broken, "test.broken")
     result = wechat.text("oMember001", "炸")
     assert result.status == 200 and "抱歉" in result.text
     assert "boom" in caplog.text and "Traceback" in caplog.text
@@ -260,7 +265,7 @@ def test_long_reply_is_split_and_more_continues(rt, wechat):
     def chatty(msg, ctx):
         return Reply(long) if msg.text == "长" else None
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(chatty, "test.long"))
+    handle_first(rt, chatty, "test.long")
     first = wechat.text("oMember001", "长")
     assert len(first.text.encode()) <= 2048 and "回复 更多" in first.text
     pages = [first.text]
@@ -455,7 +460,7 @@ def test_cdata_terminator_in_echoed_text_keeps_the_reply_xml_valid(rt, wechat):
     def echo(msg, ctx):
         return Reply(f"你说的是：{msg.text[3:]}") if msg.text.startswith("复读 ") else None
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(echo, "test.echo"))
+    handle_first(rt, echo, "test.echo")
     result = wechat.text("oMember001", "复读 a]]><b>&c")
     assert result.status == 200
     assert result.text == "你说的是：a]]><b>&c"
@@ -655,7 +660,7 @@ def _record_threads(rt, seen: list):
         seen.append(threading.current_thread())
         return Reply("ok")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(where, "test.where"))
+    handle_first(rt, where, "test.where")
 
 
 def test_fast_answers_run_in_the_request_thread_once_handlers_prove_fast(rt, wechat):
@@ -697,7 +702,7 @@ def test_fast_path_waiting_past_the_budget_for_the_database_is_503_then_retried(
             ctx.db.execute("UPDATE members SET name = name WHERE openid = ?", [msg.openid])
         return Reply("写好了")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(writes, "test.writes"))
+    handle_first(rt, writes, "test.writes")
     other = threading.Thread(target=writer_elsewhere)
     other.start()
     client = WeChatClient(TOKEN, app=app)
@@ -726,7 +731,7 @@ def test_a_retry_that_says_processing_makes_a_slow_fast_path_run_push(make_app, 
         time.sleep(0.8)
         return Reply("慢慢的完整答复")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow, "test.slow"))
+    handle_first(rt, slow, "test.slow")
     xml = text_xml("oMember001", "慢", msg_id=66702)
     first = []
     run = threading.Thread(target=lambda: first.append(WeChatClient(TOKEN, app=app).post_xml(xml)))
@@ -814,7 +819,7 @@ def test_a_retry_during_a_read_only_run_gets_its_reply_and_the_handler_runs_once
         time.sleep(0.3)
         return Reply(f"第{len(calls)}次")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(slow_reader, "test.slow_reader"))
+    handle_first(rt, slow_reader, "test.slow_reader")
     xml = text_xml("oMember001", "慢读", msg_id=67101)
     results = []
     first = threading.Thread(target=lambda: results.append(WeChatClient(TOKEN, app=app).post_xml(xml)))
@@ -841,7 +846,7 @@ def test_handlers_that_write_run_once_after_a_claim_and_no_error_is_logged(rt, w
                        "ON CONFLICT(key) DO UPDATE SET value = value + 1")
         return Reply("记好了")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(writer, "test.writer"))
+    handle_first(rt, writer, "test.writer")
     result = wechat.text("oMember001", "记一笔", msg_id=67201)
     assert result.text == "记好了"
     assert len(tries) == 2  # read-only try refused at the write, then the claimed run
@@ -863,7 +868,7 @@ def test_a_read_only_run_cannot_write_through_a_connection_asked_for_again(rt, w
                             "'1', 'now') ON CONFLICT(key) DO UPDATE SET value = value + 1")
         return Reply("记好了")
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(sneaky, "test.sneaky"))
+    handle_first(rt, sneaky, "test.sneaky")
     assert wechat.text("oMember001", "另记一笔", msg_id=67251).text == "记好了"
     assert len(tries) == 2
     assert db.execute("SELECT value FROM kv WHERE key = 'sneaky'").fetchone()[0] == "1"
@@ -878,7 +883,7 @@ def test_a_replayed_url_is_refused_before_any_handler_runs(app, rt, wechat, db):
         calls.append(msg.text)
         return None
 
-    rt.router.routes.insert(0, rt.router.routes[0].__class__(counter, "test.counter"))
+    handle_first(rt, counter, "test.counter")
     client = WeChatClient(TOKEN, app=app)
     query = client.signed_query()
     first = app.test_client().post("/wechat", query_string=query, content_type="text/xml",
