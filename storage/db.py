@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -212,14 +213,12 @@ def check_writable(db: Database, data_dir: str | Path) -> str | None:
             probe.unlink(missing_ok=True)
     except OSError as exc:
         return f"data folder not writable: {exc.strerror or exc}"
-    db.conn.execute(f"PRAGMA busy_timeout = {HEALTH_BUSY_MS}")
+    from storage import kv  # kv imports this module
+
     try:
-        with immediate(db, wait=HEALTH_BUSY_MS / 1000):
-            db.execute("INSERT INTO kv(key, value, updated_at) VALUES ('healthz', ?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                       [str(time.time()), time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())])
+        with within(db, time.monotonic() + HEALTH_BUSY_MS / 1000), \
+                immediate(db, wait=HEALTH_BUSY_MS / 1000):
+            kv.put(db, "healthz", str(time.time()), datetime.now(timezone.utc))
     except sqlite3.Error as exc:
         return f"database not writable: {exc}"
-    finally:
-        db.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
     return None

@@ -18,9 +18,9 @@ class ReplayedNonce(Exception):
 
 def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
           event: str | None, content: str | None, now: datetime, holder: str | None = None,
-          wall: float | None = None, signed: tuple[str, str] | None = None,
+          signed: tuple[str, str] | None = None,
           status: str = "processing", reply: str | None = None) -> bool:
-    """Insert the message as 'processing', held by `holder` since `wall` (epoch seconds).
+    """Insert the message as 'processing', held by `holder` from now.
 
     False if WeChat already delivered it (a retry). `signed` is the URL's (timestamp, nonce):
     raises ReplayedNonce, recording nothing, when another message came with it. Raises
@@ -34,7 +34,7 @@ def claim(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, typ
                 "reply, created_at, claimed_by, claimed_at, signed_at, nonce) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [dedupe_key, msg_id, openid, type, event, content, status, reply, to_db(now),
-                 holder, time.time() if wall is None else wall, signed_at, nonce])
+                 holder, time.time(), signed_at, nonce])
             return True
         except sqlite3.IntegrityError:
             return _retried(db, dedupe_key, signed_at)
@@ -88,13 +88,13 @@ def record(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, ty
 
 
 def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
-              holder: str, wall: float | None = None) -> bool:
+              holder: str) -> bool:
     """Claim a message whose first run is dead; False if another run got there first."""
     with serialized(db):
         cursor = db.conn.execute(
             "UPDATE messages SET status = 'processing', claimed_by = ?, claimed_at = ?, "
             "reply = NULL WHERE dedupe_key = ? AND status = ? AND claimed_by IS ?",
-            [holder, time.time() if wall is None else wall, dedupe_key, old_status, old_holder])
+            [holder, time.time(), dedupe_key, old_status, old_holder])
         return cursor.rowcount == 1
 
 
