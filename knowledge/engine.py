@@ -145,7 +145,8 @@ class Corpus:
                     self.exact[p].append(i)
         self.phrasing_content = [[_content(p) or p for p in ps] for ps in self.phrasings]
         self.keywords = [[nq(k, fillers=False) for k in e.keywords] for e in entries]
-        self.answer_norm = [nq(facets.stated(e.answer), fillers=False) for e in entries]
+        self.stated = [facets.stated(e.answer) for e in entries]  # without "文件没有写…" notes
+        self.answer_norm = [nq(text, fillers=False) for text in self.stated]
         self.full_text = ["".join(p) + "".join(k) + a for p, k, a in
                           zip(self.phrasings, self.keywords, self.answer_norm)]
         self.kinds = [facets.covered(e.answer, e.answers) for e in entries]
@@ -340,6 +341,8 @@ class Engine:
         options = facets.choices(q)
         places = [u for u in c.districts if u in q]  # a district's own figure or role
         role = bool(_ROLE.search(q))
+        asked_terms = {t for k in asked for t in facets.FACET_TERMS.get(k, ())}
+        own = [t for t in named if t not in c.outside]  # topics the documents cover
         sims = _similarities(query, [c.phrasing_content[i] for i in ids])
         out = []
         for i, sim in zip(ids, sims):
@@ -348,40 +351,38 @@ class Engine:
             cand.keyword = 1.0 if any(k and k in q for k in c.keywords[i]) else 0.0
             kinds = c.kinds[i] if not strict else self._local_kinds(i, grams)
             cand.missing = facets.missing(asked, kinds)
-            if "name" in asked and facets.listed_near(q, c.entries[i].answer) is False:
-                cand.missing.add("name")
+            text = c.stated[i]
             if "name" in asked:
-                listed = facets.enumerated(q, c.entries[i].answer)
-                if listed is False:
+                if facets.listed_near(q, text) is False:
                     cand.missing.add("name")
-                elif "name" in cand.missing and facets.pair_named(q, c.entries[i].answer):
+                if facets.enumerated(q, text) is False:
+                    cand.missing.add("name")
+                elif "name" in cand.missing and facets.pair_named(q, text):
                     cand.missing.discard("name")
             if "count" in asked and "count" not in cand.missing and any(
-                    not facets.counts_in(c.entries[i].answer, m) for m in units):
+                    not facets.counts_in(text, m) for m in units):
                 cand.missing.add("count")
             if places and ({"count", "rate"} & asked) and not c.about(i, places) \
-                    and not facets.figure_near(c.entries[i].answer, places):
+                    and not facets.figure_near(text, places):
                 cand.missing.add("count")  # the entry's figure is the whole system's
             if places and role and c.entries[i].id.startswith("alliance-"):
                 cand.missing.add("role")
-            if "ordinal" in asked and not facets.ordinal_in(q, c.entries[i].answer):
+            if "ordinal" in asked and not facets.ordinal_in(q, text):
                 cand.missing.add("ordinal")
             if any(a not in c.full_text[i] and b not in c.full_text[i] for a, b in options):
                 cand.missing.add("choice")
-            if "meaning" in asked and facets.explained(q, c.entries[i].answer) is False:
+            if "meaning" in asked and facets.explained(q, text) is False:
                 cand.missing.add("meaning")
             silent = c.unstated[i] and (
                 {t for t in c.unstated[i] if t in _ATTRIBUTE_NOUNS and t in q}
-                | {t for k in asked for t in facets.FACET_TERMS.get(k, ())
-                   if any(t in u for u in c.unstated[i])})
+                | {t for t in asked_terms if any(t in u for u in c.unstated[i])})
             if silent:
                 cand.missing |= {f"term:{t}" for t in silent}  # the entry itself says it is not stated
             if years and c.years[i] and not years & c.years[i]:
                 cand.missing.add("year")  # asked about 2024, the entry is about 2023
-            own = [t for t in named if t not in c.outside]
             cand.foreign = sum(1 for t in own if t not in c.full_text[i] and t not in c.origin[i])
             if not any(t in c.full_text[i] for t in own):  # "…我好请假" beside 疗休养 is incidental
-                cand.foreign += sum(1 for t in named if t in c.outside)
+                cand.foreign += len(named) - len(own)
             cand.confidence = round(_confidence(cand) * scale, 4)
             cand.relevance = round(_confidence(cand, penalties=False) * scale, 4)
             out.append(cand)
@@ -403,10 +404,8 @@ class Engine:
                 return Answer(None, None, 1.0, False, "choose",
                               candidates=[_certain(e) for e in exact],
                               suggestions=[(e.id, e.question) for e in exact[:3]])
-        structured = exact[:1] or [e for e in (self._unit_membership(q),
-                                               self._group_attribute(q)) if e][:1]
-        if structured:
-            entry = structured[0]
+        entry = exact[0] if exact else self._unit_membership(q) or self._group_attribute(q)
+        if entry:
             return Answer(self.format(entry), entry.id, 1.0, True, "entry",
                           candidates=[_certain(entry)])
         ranked = self.rank(question, k=CANDIDATES)
@@ -459,7 +458,7 @@ class Engine:
             return c.kinds[i]
         sentences = c.sentences.get(i)
         if sentences is None:  # normalised once per build, on first use
-            raw = [s for s in _SENTENCE.split(facets.stated(entry.answer)) if s.strip()]
+            raw = [s for s in _SENTENCE.split(c.stated[i]) if s.strip()]
             sentences = c.sentences[i] = [(s, c.norm.normalize(s, fillers=False)) for s in raw]
         if len(sentences) < 3:
             return c.kinds[i]

@@ -127,8 +127,8 @@ _HAS = {
     "future": re.compile(r"计划|每年|全年|每季度|将|拟|项目清单|安排在|常态|长期"),
     "date": re.compile(r"\d{1,2}月(?:底|初|中旬|上旬|下旬)|\d{1,2}[·.]\d{1,2}|\d{1,2}月\d{1,2}日|\d+日|\d+号|第[一二三四五\d]周"),
 }
-_SILENT = (r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)|"
-           r"没说|并未|不涉及|没有具体|未作|没有作|暂无|只提到|只点了")
+_SILENT_VERB = r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)"
+_SILENT = _SILENT_VERB + r"|没说|并未|不涉及|没有具体|未作|没有作|暂无|只提到|只点了"
 _NOT_STATED = re.compile(rf"[^。；\n]*(?:{_SILENT})[^。；\n]*[。；]?")
 
 
@@ -184,9 +184,9 @@ _TWO = re.compile(r"哪两|两个是|两家是|两位是")
 _PAIR = re.compile(r"[^，。；、和与\d]{2,20}(?:和|与|以及|及)[^，。；、和与\d]{2,20}")
 
 
-def pair_named(question: str, answer: str) -> bool:
+def pair_named(question: str, text: str) -> bool:
     """"是哪两家" is answered by "A和B" as well as by "A、B"."""
-    return bool(_TWO.search(question) and _PAIR.search(stated(answer)))
+    return bool(_TWO.search(question) and _PAIR.search(text))
 
 
 _ASKED_SET = re.compile(r"(\d+|[两三四五六七八九十]+)\s*(?:个|所|家|位|项|条|类|种|批|户|名|起|件|篇|本)(?![字词])")
@@ -206,7 +206,7 @@ def _listed_before(text: str) -> bool:
     return not clause.endswith("等") and bool(_LIST_TAIL.search(clause))  # "A、B等10项": some only
 
 
-def enumerated(question: str, answer: str) -> bool | None:
+def enumerated(question: str, text: str) -> bool | None:
     """Whether the answer spells out the set asked for by its count ("那13所高校是哪几所"):
     where it names the set by that count, the members must follow or precede it there;
     elsewhere a list about as long must appear. None: the question names no count."""
@@ -214,7 +214,6 @@ def enumerated(question: str, answer: str) -> bool | None:
     if not m:
         return None
     n = int(m.group(1)) if m.group(1).isdigit() else _CN_DIGITS.get(m.group(1)[-1], 2)
-    text = stated(answer)
     unit = m.group(0)[len(m.group(1)):]
     spelled = "|".join(dict.fromkeys([m.group(1), str(n), *_CN_FORMS.get(n, ())]))
     found = list(re.finditer(rf"(?<![\d一二两三四五六七八九十百])(?:{spelled})\s*{re.escape(unit)}", text))
@@ -232,7 +231,7 @@ _CHOICE = re.compile(r"([\u4e00-\u9fa5a-z0-9]{2})还是(?:是|做|去|在|要|�
 _EXPLAINS = re.compile(r"^[^。；]{0,8}?(?:是|即|指|：|（|包括|分别|意思|就是|也就是|意为)")
 
 
-def explained(question: str, answer: str) -> bool | None:
+def explained(question: str, text: str) -> bool | None:
     """"两单两书是啥意思", "社区侠是干啥的": answered only where the entry says what the
     term means or does, not where it merely names it. None: not such a question, or the
     entry never names the term (the ranking decides then)."""
@@ -246,7 +245,7 @@ def explained(question: str, answer: str) -> bool | None:
                   head)[-8:]
     if len(term) < 2:
         return None
-    text = re.sub(r"[“”‘’\"'+＋·\s]", "", stated(answer))  # as the normalised question reads
+    text = re.sub(r"[“”‘’\"'+＋·\s]", "", text)  # as the normalised question reads
     for size in range(len(term), 1, -1):
         piece = term[-size:]
         spots = [m.end() for m in re.finditer(re.escape(piece), text)]
@@ -264,13 +263,12 @@ _ORDINAL_ASKED = re.compile(r"第几([届期次批名轮项条部分个章节季
 _NUMBERS = r"[一二三四五六七八九十百\d]+"
 
 
-def ordinal_in(question: str, answer: str) -> bool:
+def ordinal_in(question: str, text: str) -> bool:
     """"第几期了" is answered by "第三期", not by the document's "第三部分": an ordinal in the
     unit asked, or, asked without one, an ordinal that is not the document's own structure."""
     m = _ORDINAL_ASKED.search(question)
     if not m:
         return True
-    text = stated(answer)
     if m.group(1):
         return bool(re.search(rf"第{_NUMBERS}（?{m.group(1)[0]}", text))
     return bool(re.search(rf"第{_NUMBERS}(?!{_NUMBERS}|部分|项|条|个|章|节|层面|段)", text))
@@ -280,11 +278,11 @@ _CLAUSES = re.compile(r"[，。；：\n]")
 _FIGURE = re.compile(r"\d[\d.,，万]*\s*(?:%|％|[^\d\s，。；、]{1,2})|[一二两三四五六七八九十百千]+(?:个|名|起|次|家|项|件|所|户)")
 
 
-def figure_near(answer: str, names: list[str]) -> bool:
+def figure_near(text: str, names: list[str]) -> bool:
     """"2023年普陀查处了多少起": a figure in a clause that names 普陀; the system-wide total
     in the same entry is not 普陀's."""
     return any(name in clause and _FIGURE.search(clause)
-               for clause in _CLAUSES.split(stated(answer)) for name in names)
+               for clause in _CLAUSES.split(text) for name in names)
 
 
 _WHICH_NOUN = re.compile(r"(?:哪些|哪几个|哪几)(?![列是有在要会能可已被都还给让])([\u4e00-\u9fa5]{2,4}?)"
@@ -294,14 +292,14 @@ _GENERIC_NOUN = re.compile(r"内容|方面|东西|情况|事情|项目|活动|�
 _LIST_CLAUSE = re.compile(r"[^，。；：（）]*、[^，。；：（）]*")
 
 
-def listed_near(question: str, answer: str) -> bool | None:
+def listed_near(question: str, text: str) -> bool | None:
     """"哪些中队试点": a list in the entry must be a list of that kind of thing, in a clause
     that names it (…中队) or whose items end like it (虹口、徐汇、静安区局). None: no such noun."""
     m = _WHICH_NOUN.search(question)
     if not m or _GENERIC_NOUN.search(m.group(1)):
         return None
     noun = m.group(1)
-    for clause in _LIST_CLAUSE.findall(stated(answer)):
+    for clause in _LIST_CLAUSE.findall(text):
         if noun in clause or noun[-1] in clause:
             return True
     return False
@@ -313,14 +311,13 @@ def measures(question: str) -> list[str]:
     return [_SAME_MEASURE.get(m, m) for m in _ASKED_MEASURE.findall(question)]
 
 
-def counts_in(answer: str, measure: str) -> bool:
-    text = stated(answer)
+def counts_in(text: str, measure: str) -> bool:
     ordinal_ok = "" if measure == _EVENTS else "(?<!第)"  # 举办过几届: 第九届 answers it
     return bool(re.search(rf"{ordinal_ok}(?:\d[\d.,，万]*|[一二两三四五六七八九十百千]+)\s*(?:余|多)?(?:{measure})",
                           text) or re.search(r"(?<!第)[十百千\d]+大", text))  # 十大赛道: ten of them
 
 
-_MARKER = re.compile(r"(?:未|没有|没)(?:逐项|一一|具体)?(?:写|说明|提及|提到|明确|列出|给出|载明|规定|公布|展开)")
+_MARKER = re.compile(_SILENT_VERB)
 _PIECES = re.compile(r"[和、及与，,或/]|以及")
 # what a question asks for, in the words the data uses when it says a document is silent on it
 FACET_TERMS = {"where": ("地点", "路线", "院校", "机构", "场地", "地址"), "date": ("日期", "具体时间"),
