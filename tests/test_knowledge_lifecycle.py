@@ -161,7 +161,9 @@ def test_a_change_is_built_once_by_the_watcher_while_requests_keep_answering(mak
 def test_a_console_refresh_and_the_watcher_build_one_change_once(make_app, caplog):
     caplog.set_level(logging.DEBUG, logger="knowledge.service")
     rt = make_app().extensions["chengcheng"]
-    kb_store.add_alias(rt.db(), "体检是哪个月份", "union-xm-tijian", "tester", rt.clock.now())
+    question = "城管小伙伴过生日工会管不管"  # only the alias answers it
+    assert not rt.knowledge.engine.answer(question).confident
+    kb_store.add_alias(rt.db(), question, "union-xm-shengrihui", "tester", rt.clock.now())
     refreshers = [threading.Thread(target=rt.knowledge.refresh) for _ in range(8)]
     for t in refreshers:
         t.start()
@@ -170,7 +172,7 @@ def test_a_console_refresh_and_the_watcher_build_one_change_once(make_app, caplo
     assert rt.knowledge.wait_until_current(timeout=30)
     time.sleep(1.0)
     assert rt.knowledge.builds == 2
-    assert "9月" in rt.knowledge.engine.answer("体检是哪个月份").text
+    assert "集体生日会" in rt.knowledge.engine.answer(question).text
 
 
 def test_broken_files_keep_the_previous_build_and_are_not_rebuilt_until_changed(tmp_path, caplog):
@@ -214,6 +216,12 @@ def test_the_cache_never_serves_one_members_reply_to_another(make_app):
     assert "张三" in wechat.text("oMemberA0001", "我的信息").text
     reply = wechat.text("oMemberB0001", "我的信息").text
     assert "李四" in reply and "张三" not in reply
+    # the same knowledge question, answered for each member's own unit, twice over
+    for _ in range(2):
+        mine = wechat.text("oMemberA0001", "我们单位在哪个共同体").text
+        theirs = wechat.text("oMemberB0001", "我们单位在哪个共同体").text
+        assert "青春社区治理" in mine and "青春法治专研" not in mine
+        assert "青春法治专研" in theirs and "青春社区治理" not in theirs
 
 
 # --- the organisers' loop, end to end -----------------------------------------------------
