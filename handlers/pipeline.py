@@ -156,7 +156,8 @@ def _await_flight(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, 
     when the run handed the message on unclaimed, claims it)."""
     if flight.wait(deadline - time.monotonic()):
         return CLAIM
-    with flight.lock:
+    # the write lock is waited for briefly: the first run needs `flight.lock` to land
+    with flight.lock, within(db, time.monotonic() + CLAIM_MARGIN_SECONDS):
         if flight.state == "reading" and messages.claim(
                 db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id, openid=msg.openid,
                 type=msg.type, event=msg.event, content=msg.text[:2000] or None,
