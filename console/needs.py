@@ -91,7 +91,12 @@ def detail(need_id: int):
 def _done(need_id: int, action: str, detail: str | None, message: str):
     record(action, f"需求 {need_id}", detail)
     runtime().wake_dispatcher()
-    flash(message, "ok")
+    return _back(need_id, message, "ok")
+
+
+def _back(need_id: int, message: str, kind: str):
+    """To the need's page, with a message (ok, warn or bad) on it."""
+    flash(message, kind)
     return redirect(url_for(".detail", need_id=need_id))
 
 
@@ -112,8 +117,7 @@ def adopt(need_id: int):
                          quarter=_int("quarter", 0), year=_int("year", 0), actor=actor(),
                          now=now(), unit=request.form.get("unit"))
     except svc.NeedError as exc:
-        flash(str(exc), "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, str(exc), "bad")
     words = svc.MODE_WORDS[mode]
     detail = f"{words}，项目“{need['project_name']}”" + \
         (f"，承接单位 {need['claimed_unit']}" if need["claimed_unit"] else "")
@@ -128,11 +132,9 @@ def claim(need_id: int):
     try:
         svc.claim(db(), need_id, unit, actor(), now())
     except svc.AlreadyClaimed as exc:
-        flash(f"{exc}，本次揭榜未生效。", "warn")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, f"{exc}，本次揭榜未生效。", "warn")
     except svc.NeedError as exc:
-        flash(str(exc), "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, str(exc), "bad")
     return _done(need_id, "揭榜", unit, f"{unit}已揭榜，已通知提出需求的成员。")
 
 
@@ -143,8 +145,7 @@ def finish(need_id: int):
     try:
         svc.finish(db(), need_id, actor(), now())
     except svc.NeedError as exc:
-        flash(str(exc), "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, str(exc), "bad")
     return _done(need_id, "需求完成", None, "已标记完成，已通知提出需求的成员。")
 
 
@@ -156,8 +157,7 @@ def decline(need_id: int):
     try:
         svc.decline(db(), need_id, reason, actor(), now())
     except svc.NeedError as exc:
-        flash(str(exc), "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, str(exc), "bad")
     return _done(need_id, "不采纳需求", svc.clean(reason)[:200],
                  "已标记未采纳，原因已告知提出需求的成员。")
 
@@ -167,16 +167,13 @@ def decline(need_id: int):
 def set_group(need_id: int):
     _need_or_404(need_id)
     if not scope().has_group(request.form.get("grp", "")):
-        flash(f"你的账号只管理{scope().label}的需求，不能归入其他共同体", "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, f"你的账号只管理{scope().label}的需求，不能归入其他共同体", "bad")
     try:
         need = svc.set_group(db(), need_id, request.form.get("grp", ""), actor(), now())
     except svc.NeedError as exc:
-        flash(str(exc), "bad")
-        return redirect(url_for(".detail", need_id=need_id))
+        return _back(need_id, str(exc), "bad")
     record("需求归组", f"需求 {need_id}", groups.name_of(need["grp"]))
-    flash(f"已归入{groups.by_key(need['grp']).title}。", "ok")
-    return redirect(url_for(".detail", need_id=need_id))
+    return _back(need_id, f"已归入{groups.by_key(need['grp']).title}。", "ok")
 
 
 @bp.post("/export")
