@@ -314,13 +314,19 @@ def status(activity_id: int):
     return redirect(url_for(".detail", activity_id=activity_id))
 
 
-@bp.post("/<int:activity_id>/signups/<int:signup_id>/promote")
-@login_required(role=ROLE)
-def promote(activity_id: int, signup_id: int):
+def _signup_or_404(activity_id: int, signup_id: int) -> dict:
+    """A sign-up of this activity (which the account may see), else 404."""
     _activity_or_404(activity_id)
     signup = next((s for s in signups(activity_id) if s["id"] == signup_id), None)
     if signup is None:
         abort(404)
+    return signup
+
+
+@bp.post("/<int:activity_id>/signups/<int:signup_id>/promote")
+@login_required(role=ROLE)
+def promote(activity_id: int, signup_id: int):
+    _signup_or_404(activity_id, signup_id)
     add_place = request.form.get("add_place") == "1"
     try:
         svc.promote(db(), signup_id, actor(), now(), runtime().settings.tz, add_place=add_place)
@@ -339,9 +345,7 @@ def promote(activity_id: int, signup_id: int):
 @bp.post("/<int:activity_id>/signups/<int:signup_id>/hours")
 @login_required(role=ROLE)
 def hours(activity_id: int, signup_id: int):
-    _activity_or_404(activity_id)
-    if not any(s["id"] == signup_id for s in signups(activity_id)):
-        abort(404)
+    _signup_or_404(activity_id, signup_id)
     try:
         value = _number(request.form, "hours", "志愿时长", float)
         svc.correct_hours(db(), signup_id, value, request.form.get("reason", ""), actor(), now())
@@ -360,10 +364,7 @@ def certificate(activity_id: int, signup_id: int):
     """The member's 志愿服务记录证明 as a PDF (numbered, recorded in the audit log)."""
     from activities import certificate as cert
 
-    _activity_or_404(activity_id)
-    signup = next((s for s in signups(activity_id) if s["id"] == signup_id), None)
-    if signup is None:
-        abort(404)
+    signup = _signup_or_404(activity_id, signup_id)
     try:
         issued = cert.issue(db(), signup["openid"], now(), runtime().settings.tz, actor())
     except ActivityError as exc:
