@@ -520,7 +520,7 @@ def check_in(db: Database, openid: str, code: str, now: datetime, tz: ZoneInfo,
             if len(wrong) >= rules.max_wrong:
                 error: ActivityError = _too_many(wrong, rules, tz)
             else:
-                error = _check_in_rules(db, activity, signup, now, tz)
+                error = _check_in_rules(activity, signup, now, tz)
                 if error is None and signup["checked_in_at"]:
                     return CheckInResult(signup, activity, already=True)
                 if error is None:
@@ -532,7 +532,7 @@ def check_in(db: Database, openid: str, code: str, now: datetime, tz: ZoneInfo,
     raise error
 
 
-def _check_in_rules(db: Database, activity: dict, signup: dict, now: datetime,
+def _check_in_rules(activity: dict, signup: dict, now: datetime,
                     tz: ZoneInfo) -> ActivityError | None:
     if activity["status"] == "cancelled":
         return ActivityCancelled(activity)

@@ -34,13 +34,11 @@ def step(msg: Message, ctx: Context) -> Reply | None:
     if state is None or state[0] != WAITING:
         return None
     text = _clean(msg.text)
+    dialogs.clear(ctx.db, msg.openid)  # one answer ends the dialog, whatever it is
     if text in CANCEL_WORDS:
-        dialogs.clear(ctx.db, msg.openid)
         return Reply(words.DIALOG_CANCELLED, topic="needs.leave")
     if text in RAISE_BARE or RAISE.match(text) or text.startswith(COMMANDS):
-        dialogs.clear(ctx.db, msg.openid)
         return None  # the command handlers below answer it
-    dialogs.clear(ctx.db, msg.openid)
     return _record(msg, ctx, text)
 
 

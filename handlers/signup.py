@@ -264,19 +264,12 @@ def describe_activity(a: dict, ctx: Context, n: int | None = None) -> str:
         lines.append(f"组织：{a['grp']}")
     if a.get("description"):
         lines.append(f"注意事项：{a['description']}")
-    if service.is_signable(a, ctx.now):
-        lines.append(f"报名请回复“报名 {n}”。" if n else f"报名请回复“报名 {a['title']}”。")
-    else:
-        lines.append(_error_for(a, ctx))
-    return "\n".join(lines)
-
-
-def _error_for(activity: dict, ctx: Context) -> str:
     try:
-        service.check_signable(activity, ctx.now)
+        service.check_signable(a, ctx.now)
+        lines.append(f"报名请回复“报名 {n}”。" if n else f"报名请回复“报名 {a['title']}”。")
     except ActivityError as exc:
-        return _error(exc, ctx)
-    return ""
+        lines.append(_error(exc, ctx))
+    return "\n".join(lines)
 
 
 def _error(exc: ActivityError, ctx: Context) -> str:
