@@ -278,7 +278,7 @@ def to_xlsx(summaries: list[GroupSummary], year: int, path: str | Path, *,
         for cell in sheet[2]:
             cell.font = Font(bold=True)
         for r in body:
-            sheet.append([csv_safe(v) for v in r])  # the sign-up export's rule: text, never a formula
+            sheet.append([csv_safe(v) for v in r])  # as the CSV: a leading ' keeps a formula text
         for n, head in enumerate(header, 1):
             width = max([len(str(head))] + [len(str(r[n - 1])) for r in body]) * 2 + 2
             sheet.column_dimensions[get_column_letter(n)].width = min(50, max(8, width))
