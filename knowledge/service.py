@@ -36,9 +36,9 @@ class CachedEngine(Engine):
         self.cache_size = cache_size
         self._answers: dict[str, Answer] = {}
 
-    def answer(self, question: str, *args, **kwargs) -> Answer:
-        if args or kwargs or self.cache_size <= 0:
-            return super().answer(question, *args, **kwargs)
+    def answer(self, question: str) -> Answer:
+        if self.cache_size <= 0:
+            return super().answer(question)
         hit = self._answers.get(question)
         if hit is None:
             hit = super().answer(question)
