@@ -18,6 +18,10 @@ log = logging.getLogger("chengcheng")
 ERROR_WORDS = {400: "请求有误", 403: "签名校验失败", 404: "没有这个页面", 405: "不支持的请求方法",
                413: "请求体过大", 500: "服务器内部错误", 503: "服务暂时不可用，请稍后重试"}
 UPLOAD_SLACK_BYTES = 64 * 1024  # multipart headers around an uploaded file
+# How long a thread keeps the GIL while others wait (Python's default is 5 ms). A request
+# thread that returns from an SQLite call queues for the GIL behind busy ones, and inside the
+# write lock every process's writers queue behind it: shorter turns cut the webhook's p99.
+SWITCH_INTERVAL = 0.0002
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -136,26 +140,56 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
 @click.option("--port", default=8000, show_default=True, type=int, help="监听端口")
-@click.option("--threads", default=16, show_default=True, type=int, help="waitress 工作线程数")
+@click.option("--threads", default=16, show_default=True, type=int, help="每个进程的 waitress 工作线程数")
+@click.option("--processes", type=click.IntRange(1, 64), default=None,
+              help="服务进程数，同一端口（默认 BOT_PROCESSES，即 1；多核服务器设为 CPU 核数）")
 @click.option("--no-scheduler", is_flag=True, help="不在本进程运行提醒与推送（另起 worker 时用）")
-def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
+@click.option("--worker-socket", hidden=True, help="(internal) FD:READY_FD of a --processes worker")
+@click.option("--worker-fake-api", hidden=True, help="(internal) the first process's fake API")
+def serve(host: str, port: int, threads: int, processes: int | None, no_scheduler: bool,
+          worker_socket: str | None, worker_fake_api: str | None) -> None:
     """Serve the webhook (and console, simulator) on waitress, a production WSGI server."""
     from knowledge.data import KnowledgeDataError
 
     settings = _settings()
     _setup_logging(settings)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    processes = processes or settings.processes
     fake = None
-    if not settings.wechat_appid and settings.wechat_api_base == "https://api.weixin.qq.com":
+    if worker_fake_api:
+        settings = _fake_settings(settings, worker_fake_api)
+    elif not settings.wechat_appid and settings.wechat_api_base == "https://api.weixin.qq.com":
         fake, settings = _local_fake_wechat(settings)
+    if worker_socket:
+        from runtime import Runtime
+
+        Runtime.on_open = None  # the first process said which database
     try:
         app = create_app(settings)
     except KnowledgeDataError as exc:
         raise click.ClickException(f"知识文件有错，未启动：{exc}（可用 kb check 检查）") from exc
     rt = app.extensions["chengcheng"]
-    server = make_server(app, host=host, port=port, threads=threads)
     gc.collect()
     gc.freeze()  # start-up's objects (the engine's index above all) are never scanned again
-    _print_banner(rt, host, port, fake)
+    if worker_socket:
+        from workers import serve_worker
+
+        serve_worker(app, worker_socket, threads)
+        return
+    workers = None
+    if processes > 1:
+        from workers import Workers, bind
+
+        sock = bind(host, port)
+        try:
+            workers = Workers(sock, processes, threads, fake.url if fake else None).start()
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from exc
+        server = make_server(app, threads=threads, sockets=[sock], balance=workers.balance)
+        workers.go()
+    else:
+        server = make_server(app, host=host, port=port, threads=threads)
+    _print_banner(rt, host, server.effective_port, fake, processes)
     scheduler = None
     if not no_scheduler:
         from scheduler import start_in_process
@@ -166,6 +200,8 @@ def serve(host: str, port: int, threads: int, no_scheduler: bool) -> None:
     finally:
         if scheduler:
             scheduler.stop()
+        if workers:
+            workers.stop()
         if fake:
             fake.stop()
 
@@ -189,11 +225,13 @@ class _Sparse(logging.Filter):
 QUEUE_LOG = _Sparse(seconds=10)
 
 
-def make_server(app: Flask, *, host: str, port: int, threads: int):
+def make_server(app: Flask, *, threads: int, host: str = "127.0.0.1", port: int = 0,
+                sockets: list | None = None, balance=None):
     """waitress with limits from the settings: bodies near BOT_MAX_BODY (the console upload's
     limit on its own route only), refused as soon as the headers say so, never spooled to disk;
     BOT_CONNECTION_LIMIT connections watched with poll(); idle ones closed after
-    BOT_CHANNEL_TIMEOUT."""
+    BOT_CHANNEL_TIMEOUT. On `sockets` (bound, shared by `serve --processes`) instead of
+    host and port; `balance` (workers.Balance) says when this process may accept."""
     import copy
 
     from waitress.channel import HTTPChannel
@@ -204,8 +242,9 @@ def make_server(app: Flask, *, host: str, port: int, threads: int):
 
     settings = app.extensions["chengcheng"].settings
     uploads = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in UPLOAD_ENDPOINTS}
+    where = {"sockets": sockets} if sockets else {"host": host, "port": port}
     server = create_server(
-        app, host=host, port=port, threads=threads, ident="chengcheng",
+        app, **where, threads=threads, ident="chengcheng",
         connection_limit=settings.connection_limit, channel_timeout=settings.channel_timeout,
         cleanup_interval=max(1, int(settings.channel_timeout // 3)), asyncore_use_poll=True,
         max_request_body_size=UPLOAD_MAX_BYTES + UPLOAD_SLACK_BYTES,
@@ -223,19 +262,30 @@ def make_server(app: Flask, *, host: str, port: int, threads: int):
         parser_class = Parser
 
     server.channel_class = Channel
+    if balance is not None:
+        accepting = server.readable  # waitress asks before each poll whether to accept
+
+        def readable() -> bool:
+            return accepting() and balance.my_turn(len(server.active_channels))
+
+        server.readable = readable
     logging.getLogger("waitress.queue").addFilter(QUEUE_LOG)
     return server
 
 
 def _local_fake_wechat(settings: Settings):
     """Without a real account, pushes go to a fake WeChat API on loopback (see README)."""
-    from dataclasses import replace
-
     from wechat.fake_api import FakeWeChatAPI
 
     fake = FakeWeChatAPI(appid="wxlocaldev", secret="localdev").start()
-    return fake, replace(settings, wechat_appid="wxlocaldev", wechat_secret="localdev",
-                         wechat_api_base=fake.url, local_fake_wechat=True)
+    return fake, _fake_settings(settings, fake.url)
+
+
+def _fake_settings(settings: Settings, url: str) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, wechat_appid="wxlocaldev", wechat_secret="localdev",
+                   wechat_api_base=url, local_fake_wechat=True)
 
 
 def _say_database(path: Path, created: bool) -> None:
@@ -259,10 +309,11 @@ def _shortest(path: Path) -> str:
         return str(path)
 
 
-def _print_banner(rt, host: str, port: int, fake) -> None:
+def _print_banner(rt, host: str, port: int, fake, processes: int = 1) -> None:
     base = f"http://{host}:{port}"
     run = command_prefix()
-    click.echo(f"诚城青年助手 listening on {base}  (data: {rt.settings.db_path})")
+    also = f", {processes} processes" if processes > 1 else ""
+    click.echo(f"诚城青年助手 listening on {base}  (data: {rt.settings.db_path}{also})")
     click.echo(f"  WeChat URL : {base}/wechat")
     if rt.using_dev_token:
         click.echo(f"  Token      : {rt.token}  (development token; set WECHAT_TOKEN in production)")

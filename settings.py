@@ -113,6 +113,7 @@ class Settings:
     fake_now: str = ""  # BOT_FAKE_NOW "YYYY-MM-DD HH:MM" (demos and tests only)
     log_level: str = "INFO"  # BOT_LOG_LEVEL
     tappable_suggestions: bool = False  # BOT_TAPPABLE_SUGGESTIONS: weixin://bizmsgmenu links
+    processes: int = 1  # BOT_PROCESSES: `serve` processes on one port (up to the CPU cores)
     connection_limit: int = 1000  # BOT_CONNECTION_LIMIT: open connections waitress accepts
     channel_timeout: float = 15  # BOT_CHANNEL_TIMEOUT: seconds an idle connection stays open
     handoff_hours: str = "1-5 09:00-17:30"  # BOT_HANDOFF_HOURS: when staff answer 人工 requests
@@ -150,6 +151,7 @@ class Settings:
             "console_idle_minutes": ("BOT_CONSOLE_IDLE", float),
             "checkin_max_wrong": ("BOT_CHECKIN_MAX_WRONG", int),
             "checkin_wrong_window_minutes": ("BOT_CHECKIN_WRONG_WINDOW", float),
+            "processes": ("BOT_PROCESSES", int),
             "connection_limit": ("BOT_CONNECTION_LIMIT", int),
             "channel_timeout": ("BOT_CHANNEL_TIMEOUT", float),
             "handoff_timeout_hours": ("BOT_HANDOFF_TIMEOUT", float),
@@ -190,6 +192,8 @@ class Settings:
             raise SettingsError("WECHAT_AES_KEY 必须是 43 个字符（公众号后台的 EncodingAESKey）")
         if self.wechat_timestamp_tolerance < 1:
             raise SettingsError("WECHAT_TIMESTAMP_TOLERANCE 必须是正整数（秒）")
+        if not 1 <= self.processes <= 64:
+            raise SettingsError("BOT_PROCESSES 应为 1–64 的整数（一般设为 CPU 核数）")
         if self.connection_limit < 1 or self.channel_timeout <= 0:
             raise SettingsError("BOT_CONNECTION_LIMIT 与 BOT_CHANNEL_TIMEOUT 必须大于 0")
         if self.fake_now:

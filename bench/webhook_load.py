@@ -77,10 +77,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_accepting(port: int, limit: float = 120) -> float:
+def wait_accepting(port: int, limit: float = 120, procs: list | None = None) -> float:
     """Seconds until the port accepts a connection (polled every 5 ms)."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
+        if any(proc.poll() is not None for proc in procs or []):
+            raise RuntimeError(f"the server on port {port} exited at start")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
             return time.monotonic() - started
@@ -203,27 +205,33 @@ def drive(port: int, name: str, seconds: float, connections: int, members: int,
 
 # --- the servers --------------------------------------------------------------------------
 
-def start(kind: str, port: int, threads: int, data_dir: str, env_extra: dict) -> subprocess.Popen:
+def start(kind: str, port: int, threads: int, data_dir: str, env_extra: dict,
+          processes: int = 1) -> list[subprocess.Popen]:
+    """The bot: one `bot.py serve --processes N`. The bare app: N processes of its own, each
+    on its own SO_REUSEPORT socket (the kernel spreads connections among them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
     env.update(WECHAT_TOKEN=TOKEN, BOT_DATA_DIR=data_dir, BOT_LOG_LEVEL="WARNING",
                WECHAT_APPID="wxbench", WECHAT_SECRET="bench", WECHAT_API_BASE="http://127.0.0.1:9",
                **env_extra)
     if kind == "bot":
-        args = [sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port), "--threads",
-                str(threads), "--no-scheduler"]
+        runs = [[sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port), "--threads",
+                 str(threads), "--processes", str(processes), "--no-scheduler"]]
     else:
-        args = [sys.executable, __file__, "--serve-bare", str(port), "--threads", str(threads)]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+        runs = [[sys.executable, __file__, "--serve-bare", str(port), "--threads", str(threads)]
+                ] * processes
+    return [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL) for args in runs]
 
 
 def measure(kind: str, label: str, args, env_extra: dict | None = None,
-            fresh: bool = True) -> list[str]:
+            fresh: bool = True, processes: int = 1) -> list[str]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start(kind, port, args.threads, tmp, env_extra or {})
+        procs = start(kind, port, args.threads, tmp, env_extra or {}, processes)
         try:
-            up = wait_accepting(port)
+            up = wait_accepting(port, procs=procs)
+            if kind == "bare" and processes > 1:
+                time.sleep(1.0)  # each bare process takes its own socket (SO_REUSEPORT)
             rows = []
             first_id = int(time.time()) * 10**6
             if fresh:
@@ -238,8 +246,9 @@ def measure(kind: str, label: str, args, env_extra: dict | None = None,
             rows.append(phase.row(label, "" if fresh else f"{up:.2f}s"))
             return rows
         finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=15)
 
 
 def sample_reply(args) -> str:
@@ -253,36 +262,54 @@ def sample_reply(args) -> str:
     return done.stdout.strip().replace("\n", " ")[:60]
 
 
+def serve_bare(port: int, threads: int) -> None:
+    import socket as sockets
+
+    from waitress import serve
+
+    sock = sockets.socket()
+    sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_REUSEADDR, 1)
+    sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    serve(bare_app(), sockets=[sock], threads=threads, _quiet=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", "--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--members", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=16, help="waitress threads of both servers")
+    ap.add_argument("--threads", type=int, default=16, help="waitress threads per process")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                    help="the bot's `serve --processes` (default: the CPU count)")
     ap.add_argument("--question", default=None, help="ask only this (default: ten common questions)")
     ap.add_argument("--no-cache-row", action="store_true",
                     help="skip the row with the answer cache off")
+    ap.add_argument("--no-extra-rows", action="store_true",
+                    help="only the issue's rows: the bare app and the bot, fresh and warm")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
-        from waitress import serve
-
-        serve(bare_app(), host="127.0.0.1", port=args.serve_bare, threads=args.threads,
-              _quiet=True)
+        serve_bare(args.serve_bare, args.threads)
         return
     print(f"bot's reply to {args.question or QUESTIONS[0]!r}: {sample_reply(args)}…")
     print(f"{args.members} members, {'1 question' if args.question else '10 questions'}, "
           f"{args.connections} connections, {args.seconds:.0f} s per phase, waitress "
-          f"{args.threads} threads, loopback, {os.cpu_count()} CPUs; 'up in': process start → "
-          f"port accepts\n")
+          f"{args.threads} threads per process, loopback, {os.cpu_count()} CPUs; 'up in': "
+          f"process start → port accepts\n")
     print(HEADER)
-    for row in measure("bare", "bare Flask+waitress (signature)", args):
-        print(row, flush=True)
-    for row in measure("bot", "bot /wechat", args):
-        print(row, flush=True)
-    if not args.no_cache_row:
-        for row in measure("bot", "bot, BOT_ANSWER_CACHE=0", args,
-                           {"BOT_ANSWER_CACHE": "0"}, fresh=False):
+    many = args.processes > 1
+    rows = [("bare", "bare Flask+waitress (signature)", {}, True, 1),
+            ("bot", f"bot /wechat, {args.processes} process{'es' if many else ''}", {}, True,
+             args.processes)]
+    if not args.no_extra_rows and many:
+        rows += [("bot", "bot /wechat, 1 process", {}, False, 1),
+                 ("bare", f"bare, {args.processes} processes", {}, False, args.processes)]
+    if not args.no_cache_row and not args.no_extra_rows:
+        rows.append(("bot", "bot, BOT_ANSWER_CACHE=0", {"BOT_ANSWER_CACHE": "0"}, False,
+                     args.processes))
+    for kind, label, env, fresh, processes in rows:
+        for row in measure(kind, label, args, env, fresh, processes):
             print(row, flush=True)
 
 

@@ -135,15 +135,13 @@ def _try_reading(rt: "Runtime", db: Database, msg: Message, signed: tuple[str, s
             with serialized(db):
                 members.touch(db, msg.openid, now)
         return reply.text
-    with within(db, deadline), immediate(db):
-        recorded = messages.record(
-            db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id, openid=msg.openid, type=msg.type,
-            event=msg.event, content=msg.text[:2000] or None, reply=reply.text,
-            handler=reply.handler, topic=reply.topic, answered=reply.answered,
-            latency_ms=int((time.monotonic() - started) * 1000), created=now,
-            now=rt.clock.now(), holder=flight.holder, signed=signed)
-        if recorded and msg.is_member_action:  # opens WeChat's 48-hour window
-            members.touch(db, msg.openid, now)
+    recorded = messages.record(
+        db, dedupe_key=msg.dedupe_key, msg_id=msg.msg_id, openid=msg.openid, type=msg.type,
+        event=msg.event, content=msg.text[:2000] or None, reply=reply.text,
+        handler=reply.handler, topic=reply.topic, answered=reply.answered,
+        latency_ms=int((time.monotonic() - started) * 1000), created=now,
+        now=rt.clock.now(), deadline=deadline, holder=flight.holder, signed=signed,
+        touch=msg.is_member_action)  # a member's message opens WeChat's 48-hour window
     return reply.text if recorded else CLAIM
 
 

@@ -31,6 +31,15 @@ def touch(db: Database, openid: str, now: datetime, *, subscribed: bool | None =
                    [stamp, openid])
 
 
+def touch_all(db: Database, visits: list[tuple[str, str]]) -> None:
+    """`touch` for many members at once: (openid, when as stored) pairs, later ones last."""
+    db.conn.execute(
+        "INSERT INTO members(openid, subscribed, first_seen, last_seen, role, reminders) VALUES "
+        + ", ".join(["(?, 1, ?, ?, 'member', 1)"] * len(visits))
+        + " ON CONFLICT(openid) DO UPDATE SET last_seen = excluded.last_seen",
+        [value for openid, stamp in visits for value in (openid, stamp, stamp)])
+
+
 def arrived(db: Database, openid: str, now: datetime) -> dict:
     """`touch` for a member's message, returning the member's row (one statement, not two)."""
     stamp = to_db(now)

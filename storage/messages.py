@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from clock import to_db
-from storage.db import serialized
+from storage import members
+from storage.db import group_commit, serialized
 
 
 
@@ -66,25 +67,52 @@ def seen(db: Database, dedupe_key: str, signed: tuple[str, str] | None = None) -
 def record(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, type: str,
            event: str | None, content: str | None, reply: str | None, handler: str | None,
            topic: str | None, answered: bool | None, latency_ms: int, created: datetime,
-           now: datetime, holder: str | None = None,
-           signed: tuple[str, str] | None = None) -> bool:
+           now: datetime, deadline: float, holder: str | None = None,
+           signed: tuple[str, str] | None = None, touch: bool = False) -> bool:
     """Insert the message already answered ('done'): a run whose handlers only read needs no
-    claim first. False when the message is recorded already (a retry, or a run elsewhere got
-    there first); ReplayedNonce as for `claim`."""
+    claim first. `touch`: the member's last_seen too, in the same transaction. Committed
+    with the records other threads make at the same moment (storage.db.GroupCommit);
+    returns once this one is. False when the message is recorded already (a retry, or a run
+    elsewhere got there first); ReplayedNonce as for `claim`; BudgetSpent past `deadline`."""
     signed_at, nonce = signed or (None, None)
-    with serialized(db):
+    row = (dedupe_key, msg_id, openid, type, event, content, reply, handler, topic,
+           None if answered is None else int(answered), latency_ms, to_db(created), to_db(now),
+           holder, time.time(), signed_at, nonce)
+    return group_commit(db, _record_all).submit(db, (row, touch), deadline)
+
+
+_DONE = ("INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, reply, "
+         "handler, topic, answered, latency_ms, created_at, finished_at, claimed_by, claimed_at, "
+         "signed_at, nonce) VALUES ")
+_DONE_ROW = "(?, ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _record_all(db: Database, items: list[tuple[tuple, bool]]) -> list:
+    """One INSERT for every row; should one be there already (a retry, a replayed URL), each
+    row on its own, so each gets its own outcome."""
+    rows = [row for row, _ in items]
+    try:
+        db.conn.execute(_DONE + ", ".join([_DONE_ROW] * len(rows)),
+                        [value for row in rows for value in row])
+        outcomes: list = [True] * len(rows)
+    except sqlite3.IntegrityError:
+        outcomes = [_record_one(db, row) for row in rows]
+    seen = [(row[2], row[11]) for (row, touch), outcome in zip(items, outcomes)
+            if touch and outcome is True]
+    if seen:
+        members.touch_all(db, seen)
+    return outcomes
+
+
+def _record_one(db: Database, row: tuple) -> bool | ReplayedNonce:
+    try:
+        db.conn.execute(_DONE + _DONE_ROW, row)
+        return True
+    except sqlite3.IntegrityError:
         try:
-            db.conn.execute(
-                "INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, "
-                "reply, handler, topic, answered, latency_ms, created_at, finished_at, "
-                "claimed_by, claimed_at, signed_at, nonce) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [dedupe_key, msg_id, openid, type, event, content, reply, handler, topic,
-                 None if answered is None else int(answered), latency_ms, to_db(created),
-                 to_db(now), holder, time.time(), signed_at, nonce])
-            return True
-        except sqlite3.IntegrityError:
-            return _retried(db, dedupe_key, signed_at)
+            return _retried(db, row[0], row[15])
+        except ReplayedNonce as exc:
+            return exc
 
 
 def take_over(db: Database, dedupe_key: str, *, old_holder: str | None, old_status: str,
