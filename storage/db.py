@@ -43,7 +43,12 @@ class WriteLock:
         end = None if timeout < 0 else time.monotonic() + timeout
         if not self._threads.acquire(blocking, timeout):
             return False
-        if self._depth == 0 and not self._lock_file(blocking, end):
+        try:
+            got = self._depth > 0 or self._lock_file(blocking, end)
+        except BaseException:
+            self._threads.release()
+            raise
+        if not got:
             self._threads.release()
             return False
         self._depth += 1
@@ -64,7 +69,11 @@ class WriteLock:
 
     def _lock_file(self, blocking: bool, end: float | None) -> bool:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:  # a read-only or full data folder: a failed write, as SQLite's
+                raise sqlite3.OperationalError(
+                    f"cannot open the write lock {self.path}: {exc.strerror or exc}") from exc
         pause = LOCK_POLL_FIRST
         while True:
             try:

@@ -1,0 +1,260 @@
+"""`serve --processes N` and what several processes on one SQLite file rely on: the write lock
+across processes, and records committed together by one of the threads waiting to write."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from simulator.client import WeChatClient
+from storage import connect, immediate, messages, migrate
+from storage.db import BudgetSpent, GroupCommit, group_commit
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "processtoken"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def _sockets(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _until(condition, seconds: float = 10) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def two_processes(tmp_path):
+    """`bot.py serve --processes 2` on a new database; yields (first process, url)."""
+    port = _port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "BOT_"))}
+    env.update(BOT_DATA_DIR=str(tmp_path / "data"), WECHAT_TOKEN=TOKEN, BOT_LOG_LEVEL="WARNING",
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port),
+                             "--processes", "2", "--threads", "4", "--no-scheduler"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    banner = ""
+    for line in proc.stdout:
+        banner += line
+        if "listening on" in line:
+            break
+    assert "2 processes" in banner, banner
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+    yield proc, f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=15)
+    for pid in _children(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_two_processes_share_the_port_and_the_connections(two_processes):
+    first, url = two_processes
+    worker, = _children(first.pid)
+    before = {pid: _sockets(pid) for pid in (first.pid, worker)}
+    clients = [WeChatClient(TOKEN, url=url, timeout=5) for _ in range(12)]
+    for i, client in enumerate(clients):  # each keeps its own keep-alive connection open
+        result = client.text(f"oProc{i:03d}", "体检几月")
+        assert result.status == 200 and "9月" in result.text
+    gained = {pid: _sockets(pid) - before[pid] for pid in before}
+    assert all(n >= 4 for n in gained.values()), gained  # 12 connections, neither idle
+
+
+def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(two_processes):
+    first, url = two_processes
+    worker, = _children(first.pid)
+    os.kill(worker, signal.SIGKILL)
+    assert _until(lambda: [p for p in _children(first.pid) if p != worker and _alive(p)], 30)
+    client = WeChatClient(TOKEN, url=url, timeout=5)
+    for i in range(6):
+        assert client.text(f"oAfter{i}", "帮助").status == 200
+
+
+def test_workers_leave_when_the_first_process_is_killed(two_processes):
+    first, _ = two_processes
+    worker, = _children(first.pid)
+    first.kill()
+    first.wait()
+    assert _until(lambda: not _alive(worker), 10)
+
+
+# --- the write lock across processes ------------------------------------------------------
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from storage import connect, immediate
+db = connect(sys.argv[2])
+with immediate(db):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_another_processs_writer_is_waited_for_and_followed_at_once(tmp_path):
+    path = tmp_path / "bot.db"
+    db = connect(path)
+    migrate(db)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ROOT), str(path), "0.6"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    t0 = time.monotonic()
+    assert not db.write_lock.acquire(timeout=0.2)  # given up at its own timeout
+    assert 0.15 < time.monotonic() - t0 < 0.5
+    assert db.write_lock.acquire(timeout=5)
+    waited = time.monotonic() - t0
+    holder.wait(timeout=5)
+    db.write_lock.release()
+    assert 0.5 < waited < 1.0  # right after the other process let go, not a busy-handler nap later
+
+
+def test_the_write_lock_is_reentrant_within_a_thread(tmp_path):
+    db = connect(tmp_path / "bot.db")
+    with db.write_lock:
+        with db.write_lock:
+            pass
+        other = connect(tmp_path / "bot.db")
+        got = []
+        thread = threading.Thread(target=lambda: got.append(other.write_lock.acquire(timeout=0.1)))
+        thread.start()
+        thread.join()
+        assert got == [False]  # still held by the outer block
+    assert db.write_lock.acquire(timeout=0.1)
+    db.write_lock.release()
+
+
+# --- records committed together -------------------------------------------------------------
+
+NOW = datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc)
+
+
+def _record(db, key: str, *, nonce: str | None = None, deadline: float | None = None):
+    return messages.record(
+        db, dedupe_key=key, msg_id=key, openid="oGroup" + key[-3:], type="text", event=None,
+        content="体检几月", reply="9月", handler="knowledge", topic=None, answered=True,
+        latency_ms=1, created=NOW, now=NOW, deadline=deadline or time.monotonic() + 4,
+        signed=("1700000000", nonce or key), touch=True)
+
+
+def test_records_from_many_threads_are_each_committed_and_share_transactions(tmp_path):
+    path = tmp_path / "bot.db"
+    migrate(connect(path))
+    commits = []
+    batch = group_commit(connect(path), messages._record_all)
+    write = batch.write
+    batch.write = lambda db, items: commits.append(len(items)) or write(db, items)
+    start = threading.Barrier(24)
+    outcomes = {}
+
+    def member(i: int) -> None:
+        db = connect(path)
+        start.wait()
+        outcomes[i] = _record(db, f"m{i:03d}")
+
+    try:
+        threads = [threading.Thread(target=member, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        batch.write = write
+    assert outcomes == {i: True for i in range(24)}
+    db = connect(path)
+    assert db.execute("SELECT count(*) FROM messages WHERE status = 'done'").fetchone()[0] == 24
+    assert db.execute("SELECT count(*) FROM members").fetchone()[0] == 24  # last_seen of each
+    assert sum(commits) == 24 and len(commits) < 24  # some transaction carried several
+
+
+def test_a_retry_and_a_replayed_url_in_one_batch_get_their_own_outcomes(tmp_path):
+    db = connect(tmp_path / "bot.db")
+    migrate(db)
+    assert _record(db, "m001") is True
+    items = [(row, True) for row in (
+        _row("m001", "other-nonce"),  # WeChat's retry of m001, with a new URL
+        _row("m002", "m001"),  # a new message on m001's URL: replayed
+        _row("m003", "m003"))]
+    with immediate(db):
+        outcomes = messages._record_all(db, items)
+    assert outcomes[0] is False
+    assert isinstance(outcomes[1], messages.ReplayedNonce)
+    assert outcomes[2] is True
+    keys = {r[0] for r in db.execute("SELECT dedupe_key FROM messages")}
+    assert keys == {"m001", "m003"}
+
+
+def _row(key: str, nonce: str) -> tuple:
+    return (key, key, "oGroup" + key[-3:], "text", None, "体检几月", "9月", "knowledge", None, 1,
+            1, "2026-11-21 10:00:00", "2026-11-21 10:00:00", None, time.time(), "1700000000",
+            nonce)
+
+
+def test_a_record_still_queued_at_its_deadline_is_not_written(tmp_path):
+    path = tmp_path / "bot.db"
+    db = connect(path)
+    migrate(db)
+
+    def slow_leader() -> None:  # holds the lead while the write lock is taken elsewhere
+        _record(connect(path), "m001")
+
+    with db.write_lock:
+        leader = threading.Thread(target=slow_leader)
+        leader.start()
+        time.sleep(0.1)
+        with pytest.raises(BudgetSpent):
+            _record(connect(path), "m002", deadline=time.monotonic() + 0.2)
+    leader.join(5)
+    keys = {r[0] for r in db.execute("SELECT dedupe_key FROM messages")}
+    assert keys == {"m001"}
+
+
+def test_a_failed_transaction_fails_every_record_in_it(tmp_path):
+    db = connect(tmp_path / "bot.db")
+    migrate(db)
+
+    def broken(db, items):
+        db.conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    batch = GroupCommit(broken)
+    with pytest.raises(Exception, match="no_such_table"):
+        batch.submit(db, "item", time.monotonic() + 1)
+    assert not batch._leading and not batch._queue  # the next writer leads again
