@@ -2,7 +2,7 @@
 checks the signature, in the same run, driven the same way.
 
     .venv/bin/python bench/webhook_load.py [--connections 20] [--seconds 10] [--members 1000]
-                                           [--threads 16] [--no-cache-row]
+                                           [--threads 8] [--processes N] [--no-cache-row]
 
 Each server is a new process on a new temporary database. The load starts the moment its port
 accepts a connection ("fresh": the first --seconds after start-up), then runs again after a
@@ -10,8 +10,15 @@ short pause ("warm"). 1,000 members ask ten common questions in turn, over --con
 keep-alive connections (WeChat's servers use a few), each request signed with a new nonce and a
 new MsgId. "p99 1st s" is the p99 of the requests sent in the phase's first second. A request
 unanswered after 5 s (WeChat's limit) is a timeout; "deferred" counts "正在处理" replies (the
-bot's answer was late and will be pushed). A last row runs the bot warm with BOT_ANSWER_CACHE=0
-to show what the answer cache is worth.
+bot's answer was late and will be pushed). The bot runs as `serve --processes N` (default: the
+CPU count); the bare app as one process, as the issue defines it. Further rows, warm: the bot
+as one process, the bare app as N processes, and the bot with BOT_ANSWER_CACHE=0 (what the
+answer cache is worth).
+
+--rounds R then keeps one bare app and one bot running side by side, both warm, and drives
+them in turn R times (--seconds each): this machine's speed drifts by a third from one minute
+to the next, so a ratio from alternating rounds is steadier than one from rows a minute apart.
+It prints each round's ratio and the median.
 
 The driver is asyncio on raw HTTP/1.1 in this process (nothing to install; wrk is not needed),
 so it takes CPU too: compare rows of the same run, not runs on different machines.
@@ -279,7 +286,8 @@ def main() -> None:
     ap.add_argument("--connections", "--clients", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--members", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=16, help="waitress threads per process")
+    ap.add_argument("--threads", type=int, default=8,
+                    help="waitress threads per process, both servers (serve's default)")
     ap.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                     help="the bot's `serve --processes` (default: the CPU count)")
     ap.add_argument("--question", default=None, help="ask only this (default: ten common questions)")
@@ -287,6 +295,8 @@ def main() -> None:
                     help="skip the row with the answer cache off")
     ap.add_argument("--no-extra-rows", action="store_true",
                     help="only the issue's rows: the bare app and the bot, fresh and warm")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="then R alternating warm rounds of both servers, and the median ratio")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
@@ -311,6 +321,43 @@ def main() -> None:
     for kind, label, env, fresh, processes in rows:
         for row in measure(kind, label, args, env, fresh, processes):
             print(row, flush=True)
+    if args.rounds:
+        alternate(args)
+
+
+def alternate(args) -> None:
+    """Both servers up at once, warm; driven in turn, `args.rounds` times."""
+    ports = {"bare": free_port(), "bot": free_port()}
+    with tempfile.TemporaryDirectory() as bare_dir, tempfile.TemporaryDirectory() as bot_dir:
+        procs = (start("bare", ports["bare"], args.threads, bare_dir, {}, 1)
+                 + start("bot", ports["bot"], args.threads, bot_dir, {}, args.processes))
+        try:
+            first_id = int(time.time()) * 10**6
+            for kind, port in ports.items():
+                wait_accepting(port, procs=procs)
+                drive(port, "-", 3, args.connections, args.members, args.question, first_id)
+                first_id += 10**6
+            print(f"\nalternating warm rounds, {args.seconds:.0f} s each (bot: {args.processes} "
+                  f"process{'es' if args.processes > 1 else ''}; bare: 1)")
+            print(HEADER)
+            ratios, p99s = [], []
+            for r in range(args.rounds):
+                phases = {}
+                for kind, port in ports.items():
+                    phases[kind] = drive(port, f"r{r + 1}", args.seconds, args.connections,
+                                         args.members, args.question, first_id)
+                    first_id += 10**6
+                    print(phases[kind].row(f"{kind} (round {r + 1})", ""), flush=True)
+                bare, bot = (len(phases[k].latencies) for k in ("bare", "bot"))
+                ratios.append(bot / bare if bare else 0.0)
+                p99s.append(_p99(sorted(phases["bot"].latencies)))
+            print(f"bot/bare msg/s by round: {', '.join(f'{x:.2f}' for x in ratios)}; median "
+                  f"{statistics.median(ratios):.2f}. bot p99 by round (ms): "
+                  f"{', '.join(f'{x:.0f}' for x in p99s)}; median {statistics.median(p99s):.0f}")
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=15)
 
 
 if __name__ == "__main__":

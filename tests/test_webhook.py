@@ -900,10 +900,10 @@ def test_waitress_queue_depth_warnings_are_thinned_to_one_per_ten_seconds(app, c
 
     import bot
 
+    caplog.set_level(logging.WARNING, logger="waitress.queue")
     server = bot.make_server(app, host="127.0.0.1", port=0, threads=1)
     server.close()
     bot.QUEUE_LOG.last = float("-inf")
-    queue_log = logging.getLogger("waitress.queue")
-    for depth in range(1, 6):
-        queue_log.warning("Task queue depth is %d", depth)
+    for depth in range(1, 6):  # as waitress's task dispatcher warns
+        server.task_dispatcher.queue_logger.warning("Task queue depth is %d", depth)
     assert caplog.text.count("Task queue depth") == 1
