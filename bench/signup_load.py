@@ -1,11 +1,13 @@
 """Many members sign up for one small activity at the same moment, through the real webhook.
 
     .venv/bin/python bench/signup_load.py [--members 200] [--capacity 30] [--processes 3]
-                                          [--connections 20] [--unguarded] [--no-baseline]
+                                          [--serve-processes K] [--connections 20]
+                                          [--unguarded] [--no-baseline]
 
 --processes 0 runs one waitress server in this process (--unguarded switches the sign-up
 guard off there: the negative control, which must oversell); N > 0 starts N real
-`bot.py serve` processes on the same SQLite file. Prints requests, confirmed, waitlisted,
+`bot.py serve` processes on the same SQLite file (each `serve --processes K` with
+--serve-processes: `--processes 1 --serve-processes 2` is one port served by two processes). Prints requests, confirmed, waitlisted,
 errors and reply times, and first the same burst against the bare Flask app of
 bench/webhook_load.py served the same way (the baseline).
 
@@ -285,7 +287,7 @@ def free_port() -> int:
 
 
 def start_servers(count: int, data_dir: Path, token: str, *, fake_now: str = FAKE_NOW,
-                  threads: int = 16) -> list[tuple[subprocess.Popen, str]]:
+                  threads: int = 16, processes: int = 1) -> list[tuple[subprocess.Popen, str]]:
     """`python bot.py serve --no-scheduler` × count on one SQLite file; waits until each
     answers /healthz. Returns (process, url) pairs; stop them with `stop_servers`.
     Each server's stderr goes to server-PORT.log in the data directory."""
@@ -300,7 +302,7 @@ def start_servers(count: int, data_dir: Path, token: str, *, fake_now: str = FAK
         with open(Path(data_dir) / f"server-{port}.log", "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "bot.py"), "serve", "--port", str(port),
-                 "--no-scheduler", "--threads", str(threads)],
+                 "--no-scheduler", "--threads", str(threads), "--processes", str(processes)],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
         servers.append((proc, f"http://127.0.0.1:{port}"))
     deadline = time.time() + 30
@@ -414,6 +416,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--capacity", type=int, default=30)
     parser.add_argument("--processes", type=int, default=0)
+    parser.add_argument("--serve-processes", type=int, default=1,
+                        help="each server is `serve --processes K` (one port, K processes)")
     parser.add_argument("--connections", type=int, default=20,
                         help="keep-alive connections of the driver (0: one thread and "
                              "connection per member, released at once)")
@@ -453,7 +457,8 @@ def main() -> None:
                   + baseline(token, openids, bool(args.processes), args.connections))
         servers, server = [], None
         if args.processes:
-            servers = start_servers(args.processes, Path(tmp), token)
+            servers = start_servers(args.processes, Path(tmp), token,
+                                    processes=args.serve_processes)
             urls = [url for _, url in servers]
         else:
             server = ThreadedServer(app).__enter__()
@@ -470,6 +475,8 @@ def main() -> None:
                 server.__exit__(None, None, None)
         activity = service.get_activity(rt.db(), activity_id)
         where = f"{args.processes} processes" if args.processes else "1 process, threads"
+        if args.processes and args.serve_processes > 1:
+            where = f"{args.processes} × serve --processes {args.serve_processes}"
         print(f"[{where}{', UNGUARDED' if args.unguarded else ''}] {figures.line()}")
         print(f"database: confirmed={activity['confirmed']} (capacity {args.capacity}) "
               f"waitlisted={activity['waitlisted']}")
