@@ -117,6 +117,25 @@ def test_workers_leave_when_the_first_process_is_killed(two_processes):
     assert _until(lambda: not _alive(worker), 10)
 
 
+def test_a_console_entry_reaches_every_process(two_processes, tmp_path):
+    from console.auth import hash_password
+    from storage import admins
+    from tests.test_knowledge_lifecycle import NEW_ANSWER, NEW_QUESTION, PASSWORD, ConsoleSession
+
+    _, url = two_processes
+    db = connect(tmp_path / "data" / "bot.db")
+    admins.create(db, "管理员甲", hash_password(PASSWORD), "admin", datetime.now(timezone.utc))
+    members = [WeChatClient(TOKEN, url=url, timeout=5) for _ in range(6)]  # 3 per process
+    assert all(m.text(f"oYe{i}", NEW_QUESTION).text.startswith("没有找到")
+               for i, m in enumerate(members))
+    saved = ConsoleSession(url, "管理员甲").post("/admin/knowledge/entries/new", {
+        "id": "org-yepao", "question": NEW_QUESTION, "answer": NEW_ANSWER, "source": "union2025"})
+    assert saved.status_code == 302
+    asked = iter(range(10**6))
+    assert _until(lambda: all(NEW_ANSWER in (m.text(f"oYe{next(asked)}", NEW_QUESTION).text or "")
+                              for m in members), 15)
+
+
 # --- the write lock across processes ------------------------------------------------------
 
 HOLDER = """
