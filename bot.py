@@ -187,11 +187,11 @@ def serve(host: str, port: int, threads: int, processes: int | None, no_schedule
     if processes > 1:
         from workers import Workers, bind
 
-        sock = bind(host, port)
         try:
+            sock = bind(host, port)
             workers = Workers(sock, processes, threads, fake.url if fake else None).start()
-        except RuntimeError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except (OSError, RuntimeError) as exc:
+            raise click.ClickException(f"未启动：{exc}") from exc
         server = make_server(app, threads=threads, sockets=[sock], balance=workers.balance)
         workers.go()
     else:
@@ -205,10 +205,10 @@ def serve(host: str, port: int, threads: int, processes: int | None, no_schedule
     try:
         server.run()
     finally:
+        if workers:  # first: a worker that died of the same Ctrl-C is not started again
+            workers.stop()
         if scheduler:
             scheduler.stop()
-        if workers:
-            workers.stop()
         if fake:
             fake.stop()
 
@@ -270,6 +270,9 @@ def make_server(app: Flask, *, threads: int, host: str = "127.0.0.1", port: int 
 
     server.channel_class = Channel
     if balance is not None:
+        from workers import LOOP_SECONDS
+
+        server.adj.asyncore_loop_timeout = LOOP_SECONDS  # set here: waitress parses whole seconds
         accepting = server.readable  # waitress asks before each poll whether to accept
 
         def readable() -> bool:

@@ -26,17 +26,28 @@ from pathlib import Path
 log = logging.getLogger("chengcheng.workers")
 READY_SECONDS = 180  # a worker builds its app (and knowledge engine) within this
 RESPAWN_PAUSE_SECONDS = 1.0  # between a worker's death and its replacement
-STALE_SECONDS = 5.0  # a process silent this long is left out of the balance (waitress's loop wakes every 1 s)
+STALE_SECONDS = 5.0  # a process silent this long is left out of the balance
+LOOP_SECONDS = 0.05  # waitress's poll timeout in a balanced process (its default is 1 s): a
+# process that declined a connection looks again this soon, so a connection both declined
+# (each one ahead in turn) waits at most this long
+RESPAWN_MAX_SECONDS = 60.0  # a worker that keeps failing is started again at most this often
 BOT = Path(__file__).resolve().parent / "bot.py"
 
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound but not yet listening: the port accepts nothing until
-    every process is ready (waitress calls listen())."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    every process is ready (waitress calls listen()). The host is resolved as waitress
+    resolves it ("*" or "": every interface); IPv6 is IPv6 only, as with one process."""
+    if sys.platform == "win32":
+        raise OSError("--processes 大于 1 只支持 Linux 和 macOS")
+    family, kind, proto, _, address = socket.getaddrinfo(
+        None if host in ("", "*") else host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
+        socket.IPPROTO_TCP, socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
     return sock
 
 
@@ -65,6 +76,10 @@ class Balance:
         """Count a worker just told to start as live and idle, so the processes already
         serving leave it its share of the first connections."""
         self.SLOT.pack_into(self._page, index * self.SLOT.size, 0, time.monotonic())
+
+    def gone(self, index: int) -> None:
+        """Leave a dead worker out at once (its last count would hold the others back)."""
+        self.SLOT.pack_into(self._page, index * self.SLOT.size, 0, 0.0)
 
     def my_turn(self, mine: int) -> bool:
         """Record this process's `mine` open connections; whether it may accept another."""
@@ -150,27 +165,38 @@ class Workers:
                                f"(exit code {proc.poll()}); see the log above")
 
     def _supervise(self) -> None:
+        failures = 0
         while not self._stopping.wait(0.5):
             for i, proc in enumerate(list(self.procs)):
-                if proc.poll() is None:
-                    continue
-                log.error("worker process %s exited with %s; starting another", proc.pid,
-                          proc.returncode)
-                if self._stopping.wait(RESPAWN_PAUSE_SECONDS):
-                    return
-                try:
-                    new, ready = self._spawn(i + 1)
-                    self._wait_ready(new, ready)
-                except (OSError, RuntimeError) as exc:
-                    log.error("could not start a worker process: %s", exc)
-                    continue
-                with self._lock:
-                    if self._stopping.is_set():
-                        _end(new)
-                        return
-                    self.procs[i] = new
-                self.balance.expect(i + 1)
-                _tell(new, b"go\n")
+                if proc.poll() is not None:
+                    try:
+                        failures = 0 if self._replace(i, proc, failures) else failures + 1
+                    except Exception:  # the supervisor must outlive any one failure
+                        log.exception("could not replace worker process %s", proc.pid)
+                        failures += 1
+
+    def _replace(self, i: int, proc: subprocess.Popen, failures: int) -> bool:
+        """Start another worker in place of the dead `proc`; False if that failed too."""
+        self.balance.gone(i + 1)
+        log.error("worker process %s exited with %s; starting another", proc.pid,
+                  proc.returncode)
+        pause = min(RESPAWN_PAUSE_SECONDS * 2 ** failures, RESPAWN_MAX_SECONDS)
+        if self._stopping.wait(pause):
+            return True
+        try:
+            new, ready = self._spawn(i + 1)
+            self._wait_ready(new, ready)
+        except (OSError, RuntimeError) as exc:
+            log.error("could not start a worker process: %s", exc)
+            return False
+        with self._lock:
+            if self._stopping.is_set():
+                _end(new)
+                return True
+            self.procs[i] = new
+        self.balance.expect(i + 1)
+        _tell(new, b"go\n")
+        return True
 
 
 def serve_worker(app, spec: str, threads: int) -> None:
@@ -193,17 +219,20 @@ def serve_worker(app, spec: str, threads: int) -> None:
 
     threading.Thread(target=parent_gone, name="parent-watch", daemon=True).start()
     server.run()
+    os._exit(0)  # Ctrl-C: not through interpreter shutdown, with parent-watch blocked on stdin
 
 
 def _read_line(pipe, seconds: float) -> bytes:
     """One line from `pipe`, or b"" at EOF or after `seconds`."""
     import select
 
+    poller = select.poll()  # not select(): descriptors past 1024 are fine
+    poller.register(pipe, select.POLLIN)
     end = time.monotonic() + seconds
     data = b""
     while not data.endswith(b"\n"):
         left = end - time.monotonic()
-        if left <= 0 or not select.select([pipe], [], [], left)[0]:
+        if left <= 0 or not poller.poll(left * 1000):
             return b""
         chunk = os.read(pipe.fileno(), 64)
         if not chunk:
@@ -216,8 +245,8 @@ def _tell(proc: subprocess.Popen, line: bytes) -> None:
     try:
         proc.stdin.write(line)
         proc.stdin.flush()
-    except (BrokenPipeError, OSError):
-        pass  # it died; the supervisor starts another
+    except (OSError, ValueError):  # it died (the supervisor starts another), or was stopped
+        pass
 
 
 def _end(proc: subprocess.Popen) -> None:

@@ -4,23 +4,29 @@ file beside the database, by every process serving it."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
 from sqlite_utils import Database
 
+try:
+    import fcntl
+except ImportError:  # Windows: one process per database there (no `serve --processes`)
+    fcntl = None
+
 BUSY_TIMEOUT_SECONDS = 15
 HEALTH_BUSY_MS = 1000  # /healthz waits this long for the write lock, not the full busy timeout
 _local = threading.local()
 _resolved: dict[str, str] = {}
 LOCK_POLL_FIRST, LOCK_POLL_MAX = 0.00005, 0.001  # seconds between tries for another process's lock
-_write_locks: dict[str, "WriteLock"] = {}  # one per database file, shared by its connections
+# one per database file, shared by its connections; gone (its file closed) with the last of them
+_write_locks: "weakref.WeakValueDictionary[str, WriteLock]" = weakref.WeakValueDictionary()
 _keys_lock = threading.Lock()
 
 
@@ -38,6 +44,7 @@ class WriteLock:
         self._threads = threading.RLock()
         self._depth = 0  # this process's nesting: the file lock is held while > 0
         self._fd: int | None = None
+        self._closer = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         end = None if timeout < 0 else time.monotonic() + timeout
@@ -56,7 +63,7 @@ class WriteLock:
 
     def release(self) -> None:
         self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._threads.release()
 
@@ -68,12 +75,15 @@ class WriteLock:
         self.release()
 
     def _lock_file(self, blocking: bool, end: float | None) -> bool:
+        if fcntl is None:
+            return True
         if self._fd is None:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:  # a read-only or full data folder: a failed write, as SQLite's
+            try:  # read-only and readable by all: whoever made it, every user can lock it
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:  # a missing or unreadable folder: a failed write, as SQLite's
                 raise sqlite3.OperationalError(
                     f"cannot open the write lock {self.path}: {exc.strerror or exc}") from exc
+            self._closer = weakref.finalize(self, os.close, self._fd)
         pause = LOCK_POLL_FIRST
         while True:
             try:
@@ -235,6 +245,8 @@ class GroupCommit:
     def submit(self, db: Database, item, deadline: float):
         """Write `item` (with whatever else is queued); its outcome. Raises BudgetSpent when
         the write lock cannot be had by `deadline` (time.monotonic()), nothing written."""
+        if db.conn.in_transaction:  # immediate() would only make a savepoint: not committed
+            raise RuntimeError("GroupCommit.submit inside a transaction")
         slot = _Slot(item)
         with self._mutex:
             self._queue.append(slot)
@@ -248,17 +260,26 @@ class GroupCommit:
                     raise BudgetSpent("reply budget spent waiting for the database")
             slot.ready.wait()  # being written now, or just handed the lead
         if slot.lead:
-            self._lead(db, deadline)
+            self._lead(db, deadline, slot)
         if isinstance(slot.outcome, BaseException):
             raise slot.outcome
         return slot.outcome
 
-    def _lead(self, db: Database, deadline: float) -> None:
+    def _lead(self, db: Database, deadline: float, mine: "_Slot") -> None:
+        """Write the queue's head; if this thread's own deadline passes before the write
+        lock is had, only its own item fails: the others go back, with their own deadlines."""
         with self._mutex:
             batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
         try:
             with within(db, deadline), immediate(db):
                 outcomes = self.write(db, [slot.item for slot in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{self.write.__name__} gave {len(outcomes)} outcomes "
+                                   f"for {len(batch)} items")
+        except BudgetSpent as exc:
+            with self._mutex:
+                self._queue[:0] = [slot for slot in batch if slot is not mine]
+            batch, outcomes = [mine], [exc]
         except BaseException as exc:
             outcomes = [exc] * len(batch)
         with self._mutex:
@@ -270,9 +291,8 @@ class GroupCommit:
                 self._leading = False
         for slot, outcome in zip(batch, outcomes):
             slot.outcome = outcome
-            if not slot.lead:
+            if slot is not mine:
                 slot.ready.set()
-            slot.lead = False  # the leader's own slot: done, returns from submit
 
 
 _group_commits: dict[tuple[str, Callable], GroupCommit] = {}

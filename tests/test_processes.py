@@ -99,14 +99,37 @@ def test_two_processes_share_the_port_and_the_connections(two_processes):
     assert all(n >= 4 for n in gained.values()), gained  # 12 connections, neither idle
 
 
+def test_connections_opened_one_by_one_are_each_answered_at_once(two_processes):
+    _, url = two_processes
+    clients = [WeChatClient(TOKEN, url=url, timeout=5) for _ in range(12)]
+    slowest = 0.0
+    for i, client in enumerate(clients):  # each new connection stays open, as WeChat's do
+        t0 = time.monotonic()
+        assert client.text(f"oOne{i:03d}", "帮助").status == 200
+        slowest = max(slowest, time.monotonic() - t0)
+    assert slowest < 0.5  # no process declines a connection for a whole poll second
+
+
 def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(two_processes):
     first, url = two_processes
     worker, = _children(first.pid)
+    held = WeChatClient(TOKEN, url=url, timeout=5)  # the first process now has a connection
+    assert held.text("oHeld", "帮助").status == 200
     os.kill(worker, signal.SIGKILL)
+    time.sleep(0.6)  # the supervisor has seen it die
+    t0 = time.monotonic()
+    assert WeChatClient(TOKEN, url=url, timeout=5).text("oNew", "帮助").status == 200
+    assert time.monotonic() - t0 < 1.0  # the dead worker's count no longer holds accepts back
     assert _until(lambda: [p for p in _children(first.pid) if p != worker and _alive(p)], 30)
-    client = WeChatClient(TOKEN, url=url, timeout=5)
-    for i in range(6):
-        assert client.text(f"oAfter{i}", "帮助").status == 200
+    new, = [p for p in _children(first.pid) if p != worker]
+    before, kept = _sockets(new), []
+
+    def served_by_the_replacement() -> bool:  # once it has built its app and been let go
+        kept.append(WeChatClient(TOKEN, url=url, timeout=5))
+        assert kept[-1].text(f"oAfter{len(kept)}", "帮助").status == 200
+        return _sockets(new) > before
+
+    assert _until(served_by_the_replacement, 30)
 
 
 def test_workers_leave_when_the_first_process_is_killed(two_processes):
@@ -251,19 +274,44 @@ def test_a_record_still_queued_at_its_deadline_is_not_written(tmp_path):
     path = tmp_path / "bot.db"
     db = connect(path)
     migrate(db)
-
-    def slow_leader() -> None:  # holds the lead while the write lock is taken elsewhere
-        _record(connect(path), "m001")
-
-    with db.write_lock:
-        leader = threading.Thread(target=slow_leader)
+    batch = group_commit(db, messages._record_all)
+    with db.write_lock:  # another writer holds the lock
+        leader = threading.Thread(target=lambda: _record(connect(path), "m001"))
         leader.start()
-        time.sleep(0.1)
+        assert _until(lambda: batch._leading, 5)  # m001 leads, waiting for the lock
         with pytest.raises(BudgetSpent):
             _record(connect(path), "m002", deadline=time.monotonic() + 0.2)
     leader.join(5)
     keys = {r[0] for r in db.execute("SELECT dedupe_key FROM messages")}
     assert keys == {"m001"}
+
+
+def test_a_leader_out_of_time_leaves_the_others_their_own(tmp_path):
+    path = tmp_path / "bot.db"
+    db = connect(path)
+    migrate(db)
+    batch = group_commit(db, messages._record_all)
+    outcomes = {}
+
+    def member(key: str, budget: float) -> None:
+        try:
+            outcomes[key] = _record(connect(path), key, deadline=time.monotonic() + budget)
+        except BudgetSpent:
+            outcomes[key] = "spent"
+
+    with db.write_lock:
+        short = threading.Thread(target=member, args=("m001", 0.3))
+        short.start()
+        assert _until(lambda: batch._leading, 5)
+        long = threading.Thread(target=member, args=("m002", 5.0))
+        long.start()
+        assert _until(lambda: len(batch._queue) == 1, 5)  # queued behind the short one
+        time.sleep(0.6)  # past the short one's deadline, lock still held
+    short.join(5)
+    long.join(5)
+    assert outcomes == {"m001": "spent", "m002": True}
+    keys = {r[0] for r in db.execute("SELECT dedupe_key FROM messages")}
+    assert keys == {"m002"}
 
 
 def test_a_failed_transaction_fails_every_record_in_it(tmp_path):
