@@ -314,6 +314,37 @@ def test_a_leader_out_of_time_leaves_the_others_their_own(tmp_path):
     assert keys == {"m002"}
 
 
+def test_a_batch_whose_leader_runs_out_of_time_goes_back_to_the_queue(tmp_path):
+    """The leader's own deadline passes before it has the lock: the rest of its batch keeps
+    theirs, back at the head of the queue with the lead handed on (driven step by step)."""
+    from storage.db import _Slot
+
+    db = connect(tmp_path / "bot.db")
+    migrate(db)
+    batch = GroupCommit(lambda db, items: [True] * len(items))
+    leader, follower, later = _Slot("L"), _Slot("F"), _Slot("X")
+    batch._queue, batch._leading = [leader, follower], True
+    holding, done = threading.Event(), threading.Event()
+
+    def elsewhere() -> None:  # another thread of this process holds the write lock
+        with connect(tmp_path / "bot.db").write_lock:
+            holding.set()
+            done.wait(5)
+
+    threading.Thread(target=elsewhere).start()
+    holding.wait(5)
+    try:
+        t0 = time.monotonic()
+        batch._queue.append(later)  # queued while the leader waits
+        batch._lead(db, time.monotonic() + 0.2, leader)
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        done.set()
+    assert isinstance(leader.outcome, BudgetSpent)
+    assert batch._queue == [follower, later] and follower.lead and follower.ready.is_set()
+    assert not later.ready.is_set() and batch._leading
+
+
 def test_a_failed_transaction_fails_every_record_in_it(tmp_path):
     db = connect(tmp_path / "bot.db")
     migrate(db)
