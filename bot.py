@@ -168,9 +168,12 @@ def serve(host: str, port: int, threads: int, processes: int | None, no_schedule
     elif not settings.wechat_appid and settings.wechat_api_base == "https://api.weixin.qq.com":
         fake, settings = _local_fake_wechat(settings)
     if worker_socket:
+        import signal
+
         from runtime import Runtime
 
         Runtime.on_open = None  # the first process said which database
+        signal.signal(signal.SIGINT, lambda *_: os._exit(0))  # Ctrl-C while starting: stop
     try:
         app = create_app(settings)
     except KnowledgeDataError as exc:

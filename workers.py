@@ -14,6 +14,7 @@ import io
 import logging
 import mmap
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -31,18 +32,22 @@ LOOP_SECONDS = 0.05  # waitress's poll timeout in a balanced process (its defaul
 # process that declined a connection looks again this soon, so a connection both declined
 # (each one ahead in turn) waits at most this long
 RESPAWN_MAX_SECONDS = 60.0  # a worker that keeps failing is started again at most this often
+HEALTHY_SECONDS = 60.0  # a worker that lived this long ends the pauses' doubling
 BOT = Path(__file__).resolve().parent / "bot.py"
 
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound but not yet listening: the port accepts nothing until
-    every process is ready (waitress calls listen()). The host is resolved as waitress
-    resolves it ("*" or "": every interface); IPv6 is IPv6 only, as with one process."""
+    every process is ready (waitress calls listen()). Unlike one process, which listens on
+    every address a name resolves to, this binds one: the IPv4 one if the name has one ("*"
+    or "": every IPv4 interface), else IPv6, IPv6 only."""
     if sys.platform == "win32":
         raise OSError("--processes 大于 1 只支持 Linux 和 macOS")
-    family, kind, proto, _, address = socket.getaddrinfo(
-        None if host in ("", "*") else host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-        socket.IPPROTO_TCP, socket.AI_PASSIVE)[0]
+    found = socket.getaddrinfo(None if host in ("", "*") else host.strip("[]"), port,
+                               socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP,
+                               socket.AI_PASSIVE)
+    # one address: IPv4 where the name has one ("localhost" may list ::1 first)
+    family, kind, proto, _, address = min(found, key=lambda a: a[0] != socket.AF_INET)
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
@@ -104,6 +109,10 @@ class Workers:
         self.balance = Balance.create(count)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._starting: subprocess.Popen | None = None  # a replacement not yet ready
+        self._retired: set[int] = set()  # workers that stopped on purpose (Ctrl-C)
+        self._since: list[float] = []  # when each worker was let go
+        self._failures: list[int] = []  # replacements of each that died young
 
     def start(self) -> "Workers":
         """Start every worker and wait until each has built its app; raises RuntimeError
@@ -128,12 +137,15 @@ class Workers:
         for index, proc in enumerate(self.procs, start=1):
             self.balance.expect(index)
             _tell(proc, b"go\n")
+        self._since = [time.monotonic()] * len(self.procs)
+        self._failures = [0] * len(self.procs)
         threading.Thread(target=self._supervise, name="workers", daemon=True).start()
 
     def stop(self) -> None:
+        """End every worker, the one being started included."""
         self._stopping.set()
         with self._lock:
-            procs = list(self.procs)
+            procs = [proc for proc in (*self.procs, self._starting) if proc is not None]
         for proc in procs:
             _end(proc)
 
@@ -165,38 +177,60 @@ class Workers:
                                f"(exit code {proc.poll()}); see the log above")
 
     def _supervise(self) -> None:
-        failures = 0
         while not self._stopping.wait(0.5):
-            for i, proc in enumerate(list(self.procs)):
-                if proc.poll() is not None:
-                    try:
-                        failures = 0 if self._replace(i, proc, failures) else failures + 1
-                    except Exception:  # the supervisor must outlive any one failure
-                        log.exception("could not replace worker process %s", proc.pid)
-                        failures += 1
+            for i in range(len(self.procs)):
+                try:
+                    self._look_after(i)
+                except Exception:  # the supervisor must outlive any one failure
+                    log.exception("while looking after worker process %d", i + 1)
 
-    def _replace(self, i: int, proc: subprocess.Popen, failures: int) -> bool:
-        """Start another worker in place of the dead `proc`; False if that failed too."""
-        self.balance.gone(i + 1)
-        log.error("worker process %s exited with %s; starting another", proc.pid,
-                  proc.returncode)
-        pause = min(RESPAWN_PAUSE_SECONDS * 2 ** failures, RESPAWN_MAX_SECONDS)
-        if self._stopping.wait(pause):
-            return True
+    def _look_after(self, i: int) -> None:
+        """Notice worker i's death once; start another, pausing longer (1 s doubling to
+        RESPAWN_MAX_SECONDS) while replacements die before HEALTHY_SECONDS."""
+        proc = self.procs[i]
+        if proc is not None:
+            if proc.poll() is None:
+                return
+            self.balance.gone(i + 1)
+            with self._lock:
+                self.procs[i] = None
+            if proc.returncode in (0, -signal.SIGINT):  # Ctrl-C, or its parent gone: stopping
+                log.info("worker process %s stopped", proc.pid)
+                self._retired.add(i)
+                return
+            log.error("worker process %s exited with %s; starting another", proc.pid,
+                      proc.returncode)
+            if time.monotonic() - self._since[i] >= HEALTHY_SECONDS:
+                self._failures[i] = 0
+        if i in self._retired:
+            return
+        pause = RESPAWN_PAUSE_SECONDS * 2 ** min(self._failures[i], 6)
+        if self._stopping.wait(min(pause, RESPAWN_MAX_SECONDS)):
+            return
+        self._failures[i] += 1
         try:
             new, ready = self._spawn(i + 1)
-            self._wait_ready(new, ready)
-        except (OSError, RuntimeError) as exc:
+        except OSError as exc:
             log.error("could not start a worker process: %s", exc)
-            return False
+            return
+        with self._lock:
+            self._starting = new
+        try:
+            self._wait_ready(new, ready)
+        except RuntimeError as exc:
+            log.error("%s", exc)
+            return
+        finally:
+            with self._lock:
+                self._starting = None
         with self._lock:
             if self._stopping.is_set():
                 _end(new)
-                return True
+                return
             self.procs[i] = new
+        self._since[i] = time.monotonic()
         self.balance.expect(i + 1)
         _tell(new, b"go\n")
-        return True
 
 
 def serve_worker(app, spec: str, threads: int) -> None:
@@ -218,6 +252,7 @@ def serve_worker(app, spec: str, threads: int) -> None:
         os._exit(0)
 
     threading.Thread(target=parent_gone, name="parent-watch", daemon=True).start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # waitress ends its requests
     server.run()
     os._exit(0)  # Ctrl-C: not through interpreter shutdown, with parent-watch blocked on stdin
 

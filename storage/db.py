@@ -273,9 +273,9 @@ class GroupCommit:
         try:
             with within(db, deadline), immediate(db):
                 outcomes = self.write(db, [slot.item for slot in batch])
-            if len(outcomes) != len(batch):
-                raise RuntimeError(f"{self.write.__name__} gave {len(outcomes)} outcomes "
-                                   f"for {len(batch)} items")
+                if len(outcomes) != len(batch):  # rolled back: each item must get its own
+                    raise RuntimeError(f"{self.write.__name__} gave {len(outcomes)} outcomes "
+                                       f"for {len(batch)} items")
         except BudgetSpent as exc:
             with self._mutex:
                 self._queue[:0] = [slot for slot in batch if slot is not mine]

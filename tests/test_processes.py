@@ -132,6 +132,52 @@ def test_a_worker_that_dies_is_replaced_and_the_port_keeps_answering(two_process
     assert _until(served_by_the_replacement, 30)
 
 
+def test_a_worker_stopped_with_ctrl_c_is_not_started_again(two_processes):
+    first, url = two_processes
+    worker, = _children(first.pid)
+    os.kill(worker, signal.SIGINT)
+    assert _until(lambda: not _alive(worker), 10)
+    time.sleep(2.5)  # past the supervisor's look and its first pause
+    assert [p for p in _children(first.pid) if _alive(p)] == []
+    assert WeChatClient(TOKEN, url=url, timeout=5).text("oStill", "帮助").status == 200
+
+
+DIES_YOUNG = """
+import os, sys
+os.write(int(sys.argv[1]), b"ready\\n")
+sys.stdin.buffer.readline()  # "go"
+sys.exit(1)  # and dies at once, as a worker killed for memory would
+"""
+
+
+def test_a_worker_that_keeps_dying_is_started_again_less_and_less_often(monkeypatch):
+    import workers
+
+    monkeypatch.setattr(workers, "RESPAWN_PAUSE_SECONDS", 0.2)
+    started = []
+
+    class DyingYoung(workers.Workers):
+        def _spawn(self, index):
+            ready_r, ready_w = os.pipe()
+            proc = subprocess.Popen([sys.executable, "-c", DIES_YOUNG, str(ready_w)],
+                                    stdin=subprocess.PIPE, pass_fds=(ready_w,))
+            os.close(ready_w)
+            started.append(time.monotonic())
+            return proc, os.fdopen(ready_r, "rb")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        pool = DyingYoung(sock, 2, 1).start()
+        pool.go()
+        try:
+            assert _until(lambda: len(started) >= 5, 20)
+        finally:
+            pool.stop()
+    gaps = [b - a for a, b in zip(started[1:], started[2:])]  # pauses 0.4, 0.8, 1.6 s + start-up
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:])), gaps
+    assert gaps[-1] - gaps[0] > 0.8, gaps  # without the doubling they would be about equal
+
+
 def test_workers_leave_when_the_first_process_is_killed(two_processes):
     first, _ = two_processes
     worker, = _children(first.pid)
