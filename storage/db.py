@@ -44,7 +44,7 @@ class WriteLock:
         self._threads = threading.RLock()
         self._depth = 0  # this process's nesting: the file lock is held while > 0
         self._fd: int | None = None
-        self._closer = None
+        self.group_commits: dict[Callable, GroupCommit] = {}  # see group_commit()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         end = None if timeout < 0 else time.monotonic() + timeout
@@ -83,7 +83,7 @@ class WriteLock:
             except OSError as exc:  # a missing or unreadable folder: a failed write, as SQLite's
                 raise sqlite3.OperationalError(
                     f"cannot open the write lock {self.path}: {exc.strerror or exc}") from exc
-            self._closer = weakref.finalize(self, os.close, self._fd)
+            weakref.finalize(self, os.close, self._fd)
         pause = LOCK_POLL_FIRST
         while True:
             try:
@@ -295,16 +295,13 @@ class GroupCommit:
                 slot.ready.set()
 
 
-_group_commits: dict[tuple[str, Callable], GroupCommit] = {}
-
-
 def group_commit(db: Database, write: Callable[[Database, list], list]) -> GroupCommit:
-    """The GroupCommit of `write` for `db`'s file in this process."""
-    key = (db.file_key, write)
-    batch = _group_commits.get(key)
+    """The GroupCommit of `write` for `db`'s file in this process (kept with its write lock)."""
+    batches = db.write_lock.group_commits
+    batch = batches.get(write)
     if batch is None:
         with _keys_lock:
-            batch = _group_commits.setdefault(key, GroupCommit(write))
+            batch = batches.setdefault(write, GroupCommit(write))
     return batch
 
 

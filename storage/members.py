@@ -18,11 +18,7 @@ class NotFound(LookupError):
 def touch(db: Database, openid: str, now: datetime, *, subscribed: bool | None = None) -> None:
     """Record that the member just interacted (opens WeChat's 48-hour customer-service window)."""
     stamp = to_db(now)
-    db.execute(
-        "INSERT INTO members(openid, subscribed, first_seen, last_seen, role, reminders) "
-        "VALUES (?, 1, ?, ?, 'member', 1) "
-        "ON CONFLICT(openid) DO UPDATE SET last_seen = excluded.last_seen",
-        [openid, stamp, stamp])
+    touch_all(db, [(openid, stamp)])
     if subscribed is True:
         db.execute("UPDATE members SET subscribed = 1, unsubscribed_at = NULL WHERE openid = ?",
                    [openid])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlite_utils import Database
 
@@ -75,19 +76,39 @@ def record(db: Database, *, dedupe_key: str, msg_id: str | None, openid: str, ty
     returns once this one is. False when the message is recorded already (a retry, or a run
     elsewhere got there first); ReplayedNonce as for `claim`; BudgetSpent past `deadline`."""
     signed_at, nonce = signed or (None, None)
-    row = (dedupe_key, msg_id, openid, type, event, content, reply, handler, topic,
-           None if answered is None else int(answered), latency_ms, to_db(created), to_db(now),
-           holder, time.time(), signed_at, nonce)
+    row = _Done(dedupe_key, msg_id, openid, type, event, content, reply, handler, topic,
+                None if answered is None else int(answered), latency_ms, to_db(created),
+                to_db(now), holder, time.time(), signed_at, nonce)
     return group_commit(db, _record_all).submit(db, (row, touch), deadline)
 
 
-_DONE = ("INSERT INTO messages(dedupe_key, msg_id, openid, type, event, content, status, reply, "
-         "handler, topic, answered, latency_ms, created_at, finished_at, claimed_by, claimed_at, "
-         "signed_at, nonce) VALUES ")
+class _Done(NamedTuple):
+    """A `done` row, in _DONE's column order."""
+    dedupe_key: str
+    msg_id: str | None
+    openid: str
+    type: str
+    event: str | None
+    content: str | None
+    reply: str | None
+    handler: str | None
+    topic: str | None
+    answered: int | None
+    latency_ms: int
+    created_at: str
+    finished_at: str
+    claimed_by: str | None
+    claimed_at: float
+    signed_at: str | None
+    nonce: str | None
+
+
+_DONE = (f"INSERT INTO messages({', '.join(_Done._fields[:6])}, status, "
+         f"{', '.join(_Done._fields[6:])}) VALUES ")
 _DONE_ROW = "(?, ?, ?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-def _record_all(db: Database, items: list[tuple[tuple, bool]]) -> list:
+def _record_all(db: Database, items: list[tuple[_Done, bool]]) -> list:
     """One INSERT for every row; should one be there already (a retry, a replayed URL), each
     row on its own, so each gets its own outcome."""
     rows = [row for row, _ in items]
@@ -97,20 +118,20 @@ def _record_all(db: Database, items: list[tuple[tuple, bool]]) -> list:
         outcomes: list = [True] * len(rows)
     except sqlite3.IntegrityError:
         outcomes = [_record_one(db, row) for row in rows]
-    seen = [(row[2], row[11]) for (row, touch), outcome in zip(items, outcomes)
+    seen = [(row.openid, row.created_at) for (row, touch), outcome in zip(items, outcomes)
             if touch and outcome is True]
     if seen:
         members.touch_all(db, seen)
     return outcomes
 
 
-def _record_one(db: Database, row: tuple) -> bool | ReplayedNonce:
+def _record_one(db: Database, row: _Done) -> bool | ReplayedNonce:
     try:
         db.conn.execute(_DONE + _DONE_ROW, row)
         return True
     except sqlite3.IntegrityError:
         try:
-            return _retried(db, row[0], row[15])
+            return _retried(db, row.dedupe_key, row.signed_at)
         except ReplayedNonce as exc:
             return exc
 

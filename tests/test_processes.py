@@ -267,7 +267,8 @@ def test_records_from_many_threads_are_each_committed_and_share_transactions(tmp
     path = tmp_path / "bot.db"
     migrate(connect(path))
     commits = []
-    batch = group_commit(connect(path), messages._record_all)
+    keep = connect(path)  # the write lock, which keeps the group commit, lives with it
+    batch = group_commit(keep, messages._record_all)
     write = batch.write
     batch.write = lambda db, items: commits.append(len(items)) or write(db, items)
     start = threading.Barrier(24)
@@ -310,10 +311,10 @@ def test_a_retry_and_a_replayed_url_in_one_batch_get_their_own_outcomes(tmp_path
     assert keys == {"m001", "m003"}
 
 
-def _row(key: str, nonce: str) -> tuple:
-    return (key, key, "oGroup" + key[-3:], "text", None, "体检几月", "9月", "knowledge", None, 1,
-            1, "2026-11-21 10:00:00", "2026-11-21 10:00:00", None, time.time(), "1700000000",
-            nonce)
+def _row(key: str, nonce: str) -> messages._Done:
+    return messages._Done(key, key, "oGroup" + key[-3:], "text", None, "体检几月", "9月",
+                          "knowledge", None, 1, 1, "2026-11-21T10:00:00Z",
+                          "2026-11-21T10:00:00Z", None, time.time(), "1700000000", nonce)
 
 
 def test_a_record_still_queued_at_its_deadline_is_not_written(tmp_path):
